@@ -1,0 +1,104 @@
+#if os(Linux)
+import CReactor
+import Glibc
+import SystemPackage
+
+/// Readiness backend over `epoll(7)`: edge-triggered, half-closes reported through
+/// `EPOLLRDHUP`, woken through an `eventfd(2)`.
+///
+/// Every descriptor is registered once for both directions with `EPOLLET`, so the
+/// kernel reports each change once and nothing has to be re-armed after a wait.
+final class EpollBackend: ReactorBackend, @unchecked Sendable {
+    // `@unchecked Sendable`: the two event buffers are touched only by `wait`, on the
+    // loop thread; everything else is an immutable descriptor.
+    private let epollFD: CInt
+    private let wakeFD: CInt
+    /// Loop thread only: the kernel's packed events, then the unpacked copy.
+    private let capacity: Int
+    private let scratch: UnsafeMutableRawPointer
+    private let unpacked: UnsafeMutablePointer<creactor_event>
+
+    init(eventsPerWait capacity: Int = 1024) throws(Errno) {
+        let epollFD = try valueOrErrno { creactor_epoll_create() }
+        let wakeFD: CInt
+        do {
+            wakeFD = try valueOrErrno { creactor_eventfd() }
+        } catch {
+            closeDescriptor(epollFD)
+            throw error
+        }
+        // The wake-up eventfd is never read: with EPOLLET every write is a new edge,
+        // and the counter cannot realistically reach its 2^64 - 2 limit.
+        let events = CREACTOR_EPOLLIN | CREACTOR_EPOLLET
+        do {
+            _ = try valueOrErrno {
+                creactor_epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeFD, events, Token.wakeUp.rawValue)
+            }
+        } catch {
+            closeDescriptor(wakeFD)
+            closeDescriptor(epollFD)
+            throw error
+        }
+        self.epollFD = epollFD
+        self.wakeFD = wakeFD
+        self.capacity = capacity
+        scratch = .allocate(byteCount: capacity * creactor_epoll_event_size(), alignment: 16)
+        unpacked = .allocate(capacity: capacity)
+    }
+
+    deinit {
+        scratch.deallocate()
+        unpacked.deallocate()
+    }
+
+    private static let interest =
+        CREACTOR_EPOLLIN | CREACTOR_EPOLLOUT
+        | CREACTOR_EPOLLRDHUP | CREACTOR_EPOLLET
+
+    func register(_ fd: CInt, token: Token) throws(Errno) {
+        _ = try valueOrErrno {
+            creactor_epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, Self.interest, token.rawValue)
+        }
+    }
+
+    func deregister(_ fd: CInt, token: Token) throws(Errno) {
+        _ = try valueOrErrno { creactor_epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, 0, 0) }
+    }
+
+    func arm(_ fd: CInt, token: Token, interest: Readiness) {}
+
+    func wait(into events: inout [BackendEvent], timeout: Duration?) throws(Errno) {
+        let milliseconds = Duration.milliseconds(roundingUp: timeout)
+        let count = try valueOrErrno {
+            creactor_epoll_wait(epollFD, scratch, unpacked, CInt(capacity), milliseconds)
+        }
+        for i in 0..<Int(count) {
+            let event = unpacked[i]
+            let token = Token(rawValue: event.token)
+            if token == .wakeUp { continue }
+            events.append(BackendEvent(token: token, readiness: Self.readiness(event.events)))
+        }
+    }
+
+    private static func readiness(_ events: UInt32) -> Readiness {
+        var readiness: Readiness = []
+        if events & CREACTOR_EPOLLIN != 0 { readiness.insert(.readable) }
+        if events & CREACTOR_EPOLLOUT != 0 { readiness.insert(.writable) }
+        if events & CREACTOR_EPOLLRDHUP != 0 { readiness.insert(.readClosed) }
+        if events & CREACTOR_EPOLLHUP != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
+        if events & CREACTOR_EPOLLERR != 0 { readiness.insert(.error) }
+        return readiness
+    }
+
+    func wake() {
+        var one: UInt64 = 1
+        // EAGAIN means the counter is full, so the loop is already woken.
+        _ = Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size)
+    }
+
+    func close() {
+        closeDescriptor(wakeFD)
+        closeDescriptor(epollFD)
+    }
+}
+#endif

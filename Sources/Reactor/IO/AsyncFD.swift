@@ -1,0 +1,183 @@
+import SystemPackage
+
+/// Any non-blocking file descriptor, registered with an event loop so that tasks can
+/// await its readiness: the public API for custom I/O resources.
+///
+/// ```swift
+/// let source = try AsyncFD(descriptor)
+/// let count = try await source.whenReadable { fd in
+///     try fd.read(into: buffer)          // throws Errno.wouldBlock when drained
+/// }
+/// ```
+///
+/// ``whenReadable(_:)`` and ``whenWritable(_:)`` run a non-blocking operation, and on
+/// `EAGAIN` clear the readiness and wait for the next event, then try again. The
+/// readiness is only a hint: a spurious wake-up costs one `EAGAIN`, never a lost event.
+///
+/// One task may wait for each direction at a time: a reader and a writer can share an
+/// `AsyncFD`, two readers cannot (the second gets ``ReactorError/busy``).
+///
+/// The descriptor belongs to the `AsyncFD` from `init` on: ``close()`` deregisters it,
+/// resumes any waiting task with ``ReactorError/closed``, and closes it once no
+/// operation is inside a syscall on it. Dropping the last reference does the same.
+public final class AsyncFD: Sendable {
+    /// The registered descriptor. Valid until ``close()``.
+    public let fileDescriptor: FileDescriptor
+    /// The loop whose reactor watches the descriptor; its tasks are resumed without a hop.
+    public let eventLoop: EventLoop
+    let io: ScheduledIO
+
+    /// Registers `fileDescriptor`, which must be non-blocking, and takes ownership of it.
+    ///
+    /// - Parameters:
+    ///   - fileDescriptor: a non-blocking descriptor the kernel can poll (a socket, pipe,
+    ///     eventfd, tty, ...). Regular files are always ready and cannot be registered.
+    ///   - loop: the loop to register on; by default the calling thread's loop, or one of
+    ///     the default group's when the caller runs on no loop.
+    /// - Throws: ``IOError`` with operation `.register` (for example `EPERM` for a
+    ///   regular file); ``ReactorError/loopShutDown``. The descriptor stays open on failure.
+    public init(_ fileDescriptor: FileDescriptor, on loop: EventLoop? = nil) throws {
+        let loop = try loop ?? EventLoop.currentOrDefault()
+        self.fileDescriptor = fileDescriptor
+        eventLoop = loop
+        io = try loop.reactor.register(fileDescriptor.rawValue)
+    }
+
+    deinit {
+        try? close()
+    }
+
+    /// Waits until the descriptor is readable, at end-of-file, or in error.
+    ///
+    /// Returns at once if the reactor already saw it so. If the read that follows
+    /// fails with `EAGAIN`, pass the event to ``clearReadiness(_:)`` before waiting again.
+    ///
+    /// - Throws: `CancellationError`; ``ReactorError/closed``; ``ReactorError/loopShutDown``;
+    ///   ``ReactorError/busy`` if another task waits to read.
+    public func readable() async throws -> ReadinessEvent {
+        try await ready(.readable)
+    }
+
+    /// Waits until the descriptor is writable, its reader is gone, or it is in error.
+    /// See ``readable()``.
+    public func writable() async throws -> ReadinessEvent {
+        try await ready(.writable)
+    }
+
+    /// Forgets the readiness `event` reported, unless a newer event arrived since.
+    public func clearReadiness(_ event: ReadinessEvent) {
+        io.clear(event.interest.readiness, ifUnchangedSince: event.snapshot)
+    }
+
+    /// Runs `operation` when the descriptor is readable, waiting and retrying for as long
+    /// as it throws `Errno.wouldBlock` (`EAGAIN`).
+    ///
+    /// - Parameter operation: a non-blocking read; runs on the calling task's thread.
+    /// - Returns: what `operation` returns.
+    /// - Throws: ``IOError`` with operation `.read` for any other `Errno` it throws;
+    ///   `CancellationError`, ``ReactorError/closed``, ``ReactorError/loopShutDown``,
+    ///   ``ReactorError/busy`` as ``readable()``.
+    public func whenReadable<Result>(
+        _ operation: (FileDescriptor) throws(Errno) -> Result
+    ) async throws -> Result {
+        try await perform(.readable, as: .read) { (fd) throws(Errno) in try operation(FileDescriptor(rawValue: fd)) }
+    }
+
+    /// Runs `operation` when the descriptor is writable, waiting and retrying for as long
+    /// as it throws `Errno.wouldBlock`. See ``whenReadable(_:)``; errors name `.write`.
+    public func whenWritable<Result>(
+        _ operation: (FileDescriptor) throws(Errno) -> Result
+    ) async throws -> Result {
+        try await perform(.writable, as: .write) { (fd) throws(Errno) in try operation(FileDescriptor(rawValue: fd)) }
+    }
+
+    /// Deregisters and closes the descriptor; resumes waiting tasks with
+    /// ``ReactorError/closed``. Closing twice does nothing.
+    ///
+    /// The descriptor is deregistered first, then closed at once, or by the last
+    /// operation still inside a syscall on it, so that no syscall reaches a reused number.
+    ///
+    /// - Throws: ``IOError`` if deregistering or `close(2)` fails; the descriptor is
+    ///   released either way.
+    public func close() throws {
+        let mustClose = io.close()
+        var failure: IOError?
+        do {
+            try eventLoop.reactor.deregister(io)
+        } catch {
+            failure = error
+        }
+        if mustClose {
+            do {
+                try fileDescriptor.close()
+            } catch let error as Errno {
+                failure = failure ?? IOError(.close, error)
+            } catch {
+                preconditionFailure("close(2) reports only an Errno: \(error)")
+            }
+        }
+        if let failure { throw failure }
+    }
+
+    // MARK: The readiness loop
+
+    /// try → on EAGAIN clear and wait → retry: how a readiness backend runs an operation.
+    func perform<Result>(
+        _ interest: Interest,
+        as name: IOError.Operation,
+        _ attempt: (CInt) throws(Errno) -> Result
+    ) async throws -> Result {
+        while true {
+            let snapshot = io.beginOperation()
+            if let error = Self.unusable(snapshot) {
+                endOperation()
+                throw error
+            }
+            if !snapshot.readiness.isDisjoint(with: interest.wakeMask) {
+                do throws(Errno) {
+                    let result = try attempt(io.descriptor)
+                    endOperation()
+                    return result
+                } catch .wouldBlock {
+                    io.clear(interest.readiness, ifUnchangedSince: snapshot)
+                    endOperation()
+                } catch {
+                    endOperation()
+                    throw IOError(name, error)
+                }
+            } else {
+                endOperation()
+            }
+            try await park(interest)
+        }
+    }
+
+    private func ready(_ interest: Interest) async throws -> ReadinessEvent {
+        while true {
+            let snapshot = io.snapshot()
+            if let error = Self.unusable(snapshot) { throw error }
+            if !snapshot.readiness.isDisjoint(with: interest.wakeMask) {
+                return ReadinessEvent(interest: interest, snapshot: snapshot)
+            }
+            try await park(interest)
+        }
+    }
+
+    private func park(_ interest: Interest) async throws {
+        let waiter = interest == .readable ? io.reader : io.writer
+        let reactor = eventLoop.reactor
+        let io = self.io
+        try await waiter.park(arm: { reactor.arm(io, for: interest.readiness) }, disarm: {})
+    }
+
+    private static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {
+        if snapshot.isClosed { return .closed }
+        if snapshot.isShutDown { return .loopShutDown }
+        return nil
+    }
+
+    /// Counts an operation out, and closes the descriptor if ``close()`` left that to it.
+    private func endOperation() {
+        if io.endOperation() { try? fileDescriptor.close() }
+    }
+}

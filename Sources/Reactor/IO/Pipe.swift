@@ -1,0 +1,143 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CReactor
+import SystemPackage
+
+/// A unidirectional pipe (`pipe2(2)`) whose ends are registered with an event loop.
+///
+/// ```swift
+/// let pipe = try Pipe()
+/// try await pipe.writer.write([1, 2, 3])
+/// let bytes = try await pipe.reader.read(upTo: 3)
+/// ```
+///
+/// Both ends are created close-on-exec and non-blocking. Writing after the reader
+/// closed throws ``IOError`` with `Errno.brokenPipe` and never raises `SIGPIPE`.
+public struct Pipe: Sendable {
+    /// The reading end.
+    public let reader: PipeReader
+    /// The writing end.
+    public let writer: PipeWriter
+
+    /// Creates a pipe whose ends are registered on `loop`.
+    ///
+    /// - Parameter loop: by default the calling thread's loop, or a default-group loop.
+    /// - Throws: ``IOError`` with operation `.create` (for example `EMFILE`) or
+    ///   `.register`; ``ReactorError/loopShutDown``.
+    public init(on loop: EventLoop? = nil) throws {
+        var ends: (CInt, CInt) = (-1, -1)
+        let result = withUnsafeMutableBytes(of: &ends) { buffer in
+            creactor_pipe(buffer.baseAddress!.assumingMemoryBound(to: CInt.self))
+        }
+        guard result == 0 else { throw IOError(.create, Errno(rawValue: errno)) }
+        let readEnd = FileDescriptor(rawValue: ends.0)
+        let writeEnd = FileDescriptor(rawValue: ends.1)
+        let reader: AsyncFD
+        do {
+            reader = try AsyncFD(readEnd, on: loop)
+        } catch {
+            try? readEnd.close()
+            try? writeEnd.close()
+            throw error
+        }
+        do {
+            writer = PipeWriter(try AsyncFD(writeEnd, on: reader.eventLoop))
+        } catch {
+            try? writeEnd.close()
+            throw error
+        }
+        self.reader = PipeReader(reader)
+    }
+}
+
+/// The reading end of a ``Pipe``.
+public struct PipeReader: Sendable {
+    /// The registered descriptor.
+    public let source: AsyncFD
+
+    init(_ source: AsyncFD) { self.source = source }
+
+    /// Reads at most `buffer.count` bytes, waiting until at least one is available.
+    ///
+    /// - Returns: the number of bytes read; 0 at end-of-file (the writer closed).
+    /// - Throws: ``IOError`` with operation `.read`; `CancellationError`;
+    ///   ``ReactorError/closed``; ``ReactorError/loopShutDown``; ``ReactorError/busy``.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try await source.perform(.readable, as: .read) { (fd) throws(Errno) in
+            try valueOrErrno { Glibc.read(fd, buffer.baseAddress, buffer.count) }
+        }
+    }
+
+    /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public func read(into buffer: inout [UInt8]) async throws -> Int {
+        try await source.perform(.readable, as: .read) { (fd) throws(Errno) in
+            try valueOrErrno {
+                buffer.withUnsafeMutableBytes { bytes in Glibc.read(fd, bytes.baseAddress, bytes.count) }
+            }
+        }
+    }
+
+    /// Reads at most `count` bytes, waiting until at least one is available.
+    ///
+    /// - Returns: the bytes read; empty at end-of-file.
+    public func read(upTo count: Int) async throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let read = try await read(into: &bytes)
+        bytes.removeSubrange(read...)
+        return bytes
+    }
+
+    /// Closes the reading end; see ``AsyncFD/close()``.
+    public func close() throws { try source.close() }
+}
+
+/// The writing end of a ``Pipe``.
+public struct PipeWriter: Sendable {
+    /// The registered descriptor.
+    public let sink: AsyncFD
+
+    init(_ sink: AsyncFD) { self.sink = sink }
+
+    /// Writes all of `bytes`, waiting whenever the pipe is full.
+    ///
+    /// - Throws: ``IOError`` with operation `.write` (`Errno.brokenPipe` once the reader
+    ///   is gone); `CancellationError`, ``ReactorError/closed``,
+    ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``. When it throws, a prefix of
+    ///   `bytes` may have been written.
+    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        var written = 0
+        while written < bytes.count {
+            written += try await sink.perform(.writable, as: .write) { (fd) throws(Errno) in
+                try valueOrErrno {
+                    withBrokenPipeSignalBlocked {
+                        Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes; one
+    /// that is not contiguous is copied first). See ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write(_ bytes: some Collection<UInt8>) async throws {
+        guard bytes.withContiguousStorageIfAvailable({ _ in true }) != nil else {
+            return try await write(Array(bytes))
+        }
+        var written = 0
+        while written < bytes.count {
+            written += try await sink.perform(.writable, as: .write) { (fd) throws(Errno) in
+                try valueOrErrno {
+                    withBrokenPipeSignalBlocked {
+                        bytes.withContiguousStorageIfAvailable { buffer in
+                            Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
+                        }!
+                    }
+                }
+            }
+        }
+    }
+
+    /// Closes the writing end; the reader then reads end-of-file. See ``AsyncFD/close()``.
+    public func close() throws { try sink.close() }
+}

@@ -1,0 +1,71 @@
+/// An event loop's timers: the wheel, in ticks of one millisecond since the loop began,
+/// and a pool of waiters for sleeping tasks so that a sleep allocates nothing.
+///
+/// Loop thread only.
+struct LoopTimers: ~Copyable {
+    /// What a timer does when it fires.
+    enum Action {
+        /// Resume a sleeping task, if its park of that generation is still waiting.
+        case resume(Waiter, generation: UInt64)
+        /// Run a callback scheduled with ``EventLoop/schedule(at:_:)``.
+        case run(() -> Void)
+    }
+
+    private(set) var wheel = TimerWheel<Action>()
+    private var idleWaiters: [Waiter] = []
+    private let origin: UInt64
+    /// After shutdown, nothing may be scheduled.
+    private(set) var isShutDown = false
+
+    static let nanosecondsPerTick: UInt64 = 1_000_000
+
+    init(origin: LoopClock.Instant) {
+        self.origin = origin.nanoseconds
+    }
+
+    /// The first tick at or after `instant`: rounding up is what keeps timers from firing early.
+    func tick(atOrAfter instant: LoopClock.Instant) -> UInt64 {
+        guard instant.nanoseconds > origin else { return 0 }
+        let offset = instant.nanoseconds - origin
+        return offset / Self.nanosecondsPerTick + (offset % Self.nanosecondsPerTick == 0 ? 0 : 1)
+    }
+
+    /// The last tick that has fully begun at `instant`.
+    func tick(reachedAt instant: LoopClock.Instant) -> UInt64 {
+        instant.nanoseconds > origin ? (instant.nanoseconds - origin) / Self.nanosecondsPerTick : 0
+    }
+
+    /// How long the loop may block before the next timer is due; nil when none is pending.
+    func timeout(now: LoopClock.Instant) -> Duration? {
+        guard let expiry = wheel.nextExpiry else { return nil }
+        let due = origin + expiry * Self.nanosecondsPerTick
+        return due > now.nanoseconds ? .nanoseconds(Int64(due - now.nanoseconds)) : .zero
+    }
+
+    mutating func schedule(at deadline: LoopClock.Instant, _ action: Action) -> TimerID {
+        wheel.schedule(at: tick(atOrAfter: deadline), action)
+    }
+
+    /// Cancels a timer; a sleeper's waiter goes back to the pool.
+    mutating func cancel(_ id: TimerID) {
+        if case .resume(let waiter, _) = wheel.cancel(id) { idleWaiters.append(waiter) }
+    }
+
+    /// The next timer due at `now`, if any. A sleeper's waiter goes back to the pool,
+    /// since its generation guards it from the task that used it.
+    mutating func nextExpired(at now: LoopClock.Instant) -> Action? {
+        let action = wheel.nextExpired(at: tick(reachedAt: now))
+        if case .resume(let waiter, _) = action { idleWaiters.append(waiter) }
+        return action
+    }
+
+    mutating func takeWaiter() -> Waiter {
+        idleWaiters.popLast() ?? Waiter()
+    }
+
+    /// Refuses new timers and hands back every pending one.
+    mutating func shutDown() -> [Action] {
+        isShutDown = true
+        return wheel.removeAll()
+    }
+}

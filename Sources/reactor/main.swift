@@ -1,0 +1,2 @@
+import Reactor
+print(BackendKind.availableHere)

@@ -1,0 +1,176 @@
+import Glibc
+import Synchronization
+import SystemPackage
+import Testing
+
+@testable import Reactor
+
+extension ReactorTests {
+    @Suite struct AsyncFDTests {
+        @Test("cancelling a pending readable() resumes it with CancellationError and frees the waiter", arguments: BackendKind.availableHere)
+        func cancelReadable(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let pipe = try Pipe(on: loop)
+                let waiting = Task(executorPreference: loop) { try await pipe.reader.source.readable() }
+                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                waiting.cancel()
+                await #expect(throws: CancellationError.self) { try await waiting.value }
+                #expect(!pipe.reader.source.io.reader.isWaiting)
+                try await onLoop(loop) { try await pipe.writer.write([3]) }
+                let event = try await onLoop(loop) { try await pipe.reader.source.readable() }
+                #expect(event.interest == .readable)
+                #expect(try await onLoop(loop) { try await pipe.reader.read(upTo: 4) } == [3])
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("cancelling a pending read resumes it with CancellationError, from any thread", arguments: BackendKind.availableHere)
+        func cancelRead(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let pipe = try Pipe(on: loop)
+                for round in 0..<20 {
+                    let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
+                    if round % 2 == 0 { try await waitUntil { pipe.reader.source.io.reader.isWaiting } }
+                    reading.cancel()
+                    await #expect(throws: CancellationError.self) { try await reading.value }
+                }
+                // Also cancelled from a task on the loop itself.
+                let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
+                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await onLoop(loop) { reading.cancel() }
+                await #expect(throws: CancellationError.self) { try await reading.value }
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("closing a resource while a task waits on it resumes that task with .closed", arguments: BackendKind.availableHere)
+        func closeWhileWaiting(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let pipe = try Pipe(on: loop)
+                let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
+                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try pipe.reader.close()
+                await #expect(throws: ReactorError.closed) { try await reading.value }
+                await #expect(throws: ReactorError.closed) { try await pipe.reader.read(upTo: 4) }
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("a second task waiting on the same direction gets .busy", arguments: BackendKind.availableHere)
+        func oneWaiterPerDirection(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let pipe = try Pipe(on: loop)
+                let first = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
+                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                await #expect(throws: ReactorError.busy) {
+                    try await onLoop(loop) { try await pipe.reader.read(upTo: 4) }
+                }
+                try await onLoop(loop) { try await pipe.writer.write([8]) }
+                #expect(try await first.value == [8])
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("a stale token's event does not wake the new owner of the reused slot", arguments: BackendKind.availableHere)
+        func staleTokenEvent(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let old = try Pipe(on: loop)
+                let oldToken = old.reader.source.io.token
+                // Freed last, the reader's slot is the first to be reused.
+                try old.writer.close()
+                try old.reader.close()
+                let new = try Pipe(on: loop)
+                let newToken = new.reader.source.io.token
+                #expect(newToken.index == oldToken.index)
+                #expect(newToken.generation != oldToken.generation)
+
+                let woken = Counter()
+                let waiting = Task(executorPreference: loop) {
+                    _ = try await new.reader.source.readable()
+                    woken.increment()
+                }
+                try await waitUntil { new.reader.source.io.reader.isWaiting }
+                try await onLoop(loop) {
+                    loop.reactor.dispatch(BackendEvent(token: oldToken, readiness: [.readable, .readClosed]))
+                }
+                // A woken task would have been queued before this job, which runs after it.
+                try await onLoop(loop) {}
+                #expect(woken.value == 0)
+                #expect(new.reader.source.io.reader.isWaiting)
+
+                try await onLoop(loop) {
+                    loop.reactor.dispatch(BackendEvent(token: newToken, readiness: [.readable]))
+                }
+                try await waiting.value
+                #expect(woken.value == 1)
+                try new.reader.close()
+                try new.writer.close()
+            }
+        }
+
+        @Test("a hang-up reaches both the reader and the writer of one descriptor", arguments: BackendKind.availableHere)
+        func hangUpReachesBothDirections(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let (local, peer) = try makeSocketPair()
+                let source = try AsyncFD(FileDescriptor(rawValue: local), on: loop)
+                // Fill the send buffer so that the writer has to wait.
+                let chunk = [UInt8](repeating: 7, count: 65_536)
+                while chunk.withUnsafeBytes({ send(local, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }) > 0 {}
+                let reader = Task(executorPreference: loop) {
+                    var byte: UInt8 = 0
+                    return try await source.whenReadable { (fd) throws(Errno) in
+                        try valueOrErrno { Glibc.read(fd.rawValue, &byte, 1) }
+                    }
+                }
+                let writer = Task(executorPreference: loop) {
+                    try await source.whenWritable { (fd) throws(Errno) in
+                        try valueOrErrno { chunk.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) } }
+                    }
+                }
+                try await waitUntil { source.io.reader.isWaiting && source.io.writer.isWaiting }
+                close(peer)
+                // The peer closed with our bytes unread, so the reader sees a reset
+                // rather than end-of-file; either way it was woken.
+                switch await reader.result {
+                case .success(let count): #expect(count == 0)
+                case .failure(let error): #expect((error as? IOError)?.errno == .connectionReset)
+                }
+                let error = await #expect(throws: IOError.self) { try await writer.value }
+                #expect(error?.errno == .brokenPipe || error?.errno == .connectionReset)
+                let event = try await onLoop(loop) { try await source.readable() }
+                #expect(event.isReadClosed)
+                try source.close()
+            }
+        }
+
+        @Test("a regular file cannot be registered: a typed error, and the descriptor stays open")
+        func regularFile() async throws {
+            let fd = try FileDescriptor.open("/proc/self/status", .readOnly, options: [.closeOnExec])
+            let error = #expect(throws: IOError.self) { _ = try AsyncFD(fd) }
+            #expect(error?.operation == .register)
+            #expect(error?.errno == .notPermitted)
+            try fd.close()
+        }
+
+        @Test("whenReadable reports other errors as IOError with the operation and errno", arguments: BackendKind.availableHere)
+        func operationErrors(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let pipe = try Pipe(on: loop)
+                try await onLoop(loop) { try await pipe.writer.write([1]) }
+                let error = await #expect(throws: IOError.self) {
+                    try await onLoop(loop) {
+                        try await pipe.reader.source.whenReadable { _ throws(Errno) in throw Errno.ioError }
+                    }
+                }
+                #expect(error?.operation == .read)
+                #expect(error?.errno == .ioError)
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import Synchronization
+import Testing
+
+@testable import Reactor
+
+extension ReactorTests {
+    @Suite struct EventLoopGroupTests {
+        @Test("shutting a group down resumes every waiting task with .loopShutDown", arguments: BackendKind.availableHere)
+        func shutdownResumesWaiters(backend: BackendKind) async throws {
+            let group = try await EventLoopGroup(loopCount: 2, backend: backend)
+            var pipes: [Pipe] = []
+            var waiting: [Task<Void, any Error>] = []
+            for index in 0..<8 {
+                let loop = group.loops[index % 2]
+                let pipe = try Pipe(on: loop)
+                pipes.append(pipe)
+                waiting.append(Task(executorPreference: loop) { _ = try await pipe.reader.read(upTo: 1) })
+                waiting.append(Task(executorPreference: loop) { try await loop.clock.sleep(for: .seconds(3_600)) })
+            }
+            for pipe in pipes { try await waitUntil { pipe.reader.source.io.reader.isWaiting } }
+            await group.shutdownGracefully()
+            for task in waiting {
+                await #expect(throws: ReactorError.loopShutDown) { try await task.value }
+            }
+            // Closing after shutdown releases the descriptors without touching the dead backend.
+            for pipe in pipes {
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("after shutdown, registering and sleeping fail with .loopShutDown", arguments: BackendKind.availableHere)
+        func refusesAfterShutdown(backend: BackendKind) async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: backend)
+            let loop = group.loops[0]
+            await group.shutdownGracefully()
+            #expect(throws: ReactorError.loopShutDown) { _ = try Pipe(on: loop) }
+            await #expect(throws: ReactorError.loopShutDown) { try await loop.clock.sleep(for: .milliseconds(1)) }
+        }
+
+        @Test("a task that outlives its loop continues on the default group", arguments: BackendKind.availableHere)
+        func taskOutlivesLoop(backend: BackendKind) async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: backend)
+            let loop = group.loops[0]
+            let gate = try Pipe()
+            let survivor = Task(executorPreference: loop) { () -> Bool in
+                // Waits on a resource of the default group, then resumes after `loop` stopped.
+                _ = try await gate.reader.read(upTo: 1)
+                return EventLoop.current !== loop
+            }
+            try await waitUntil { gate.reader.source.io.reader.isWaiting }
+            await group.shutdownGracefully()
+            try await gate.writer.write([1])
+            #expect(try await survivor.value)
+            try gate.reader.close()
+            try gate.writer.close()
+        }
+
+        @Test("next() hands out the loops round-robin")
+        func roundRobin() async throws {
+            try await withEventLoopGroup(loopCount: 3, backend: .default) { group in
+                let handedOut = (0..<6).map { _ in ObjectIdentifier(group.next()) }
+                #expect(Array(handedOut[0..<3]) == Array(handedOut[3..<6]))
+                #expect(Set(handedOut).count == 3)
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Glibc
+import Synchronization
+import Testing
+
+@testable import Reactor
+
+/// The root of every suite: runs them all inside one check that the process ends with
+/// the descriptors it started with.
+@Suite(DescriptorLeakCheck(), .timeLimit(.minutes(5)))
+struct ReactorTests {}
+
+/// Counts `/proc/self/fd` before and after the scope it wraps.
+struct DescriptorLeakCheck: SuiteTrait, TestScoping {
+    var isRecursive: Bool { false }
+
+    func provideScope(
+        for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void
+    ) async throws {
+        // The default group is process-wide and lives on: start it before counting.
+        _ = try EventLoopGroup.shared
+        let before = openDescriptorCount()
+        try await function()
+        let after = openDescriptorCount()
+        #expect(after == before, "descriptors open before the suite: \(before), after: \(after)")
+    }
+}
+
+func openDescriptorCount() -> Int {
+    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    defer { closedir(directory) }
+    var count = 0
+    while readdir(directory) != nil { count += 1 }
+    return count
+}
+
+/// Runs `body` in a task whose executor preference is `loop`, and returns its result.
+func onLoop<Result: Sendable>(
+    _ loop: EventLoop, _ body: @escaping @Sendable () async throws -> Result
+) async throws -> Result {
+    try await Task(executorPreference: loop) { try await body() }.value
+}
+
+/// Runs `body` with a fresh one-loop group on `backend`, shut down afterwards.
+func withLoop<Result: Sendable>(
+    _ backend: BackendKind, _ body: (EventLoop) async throws -> Result
+) async throws -> Result {
+    try await withEventLoopGroup(loopCount: 1, backend: backend) { group in
+        try await body(group.loops[0])
+    }
+}
+
+/// Yields until `condition` holds: synchronises on a state change, not on time. Gives
+/// up after a minute, far beyond any legitimate wait, so that a bug fails the test
+/// instead of hanging it.
+func waitUntil(
+    _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    let limit = ContinuousClock.now.advanced(by: .seconds(60))
+    while !condition() {
+        if ContinuousClock.now > limit {
+            Issue.record("the awaited condition never held", sourceLocation: sourceLocation)
+            throw CancellationError()
+        }
+        await Task.yield()
+    }
+}
+
+/// Both ends of a `socketpair(AF_UNIX, SOCK_STREAM)`, non-blocking and close-on-exec.
+func makeSocketPair() throws -> (CInt, CInt) {
+    var ends: [CInt] = [-1, -1]
+    let type = CInt(SOCK_STREAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+    guard socketpair(AF_UNIX, type, 0, &ends) == 0 else { throw IOError(.create, .init(rawValue: errno)) }
+    return (ends[0], ends[1])
+}
+
+/// Whether `error` is a `CancellationError`.
+func isCancellation(_ error: (any Error)?) -> Bool { error is CancellationError }
+
+/// A counter that tasks on any thread may bump.
+final class Counter: Sendable {
+    private let storage = Atomic<Int>(0)
+    func increment() { storage.add(1, ordering: .relaxed) }
+    var value: Int { storage.load(ordering: .relaxed) }
+}
+
+/// A list that tasks on any thread may append to.
+final class Recorder<Element: Sendable>: Sendable {
+    private let storage = Locked<[Element]>([])
+    func append(_ element: Element) { storage.withLock { $0.append(element) } }
+    var elements: [Element] { storage.withLock { $0 } }
+}
