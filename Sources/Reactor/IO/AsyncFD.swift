@@ -122,9 +122,15 @@ public final class AsyncFD: Sendable {
     // MARK: The readiness loop
 
     /// try → on EAGAIN clear and wait → retry: how a readiness backend runs an operation.
+    ///
+    /// - Parameter drained: says whether a successful result proves the direction is
+    ///   exhausted (a short read or write on a stream). The readiness is then cleared at
+    ///   once, which saves the `EAGAIN` round trip the next operation would make; an
+    ///   event that raced in is kept, as after `EAGAIN`.
     func perform<Result>(
         _ interest: Interest,
         as name: IOError.Operation,
+        drained: (Result) -> Bool = { _ in false },
         _ attempt: (CInt) throws(Errno) -> Result
     ) async throws -> Result {
         while true {
@@ -136,6 +142,7 @@ public final class AsyncFD: Sendable {
             if !snapshot.readiness.isDisjoint(with: interest.wakeMask) {
                 do throws(Errno) {
                     let result = try attempt(io.descriptor)
+                    if drained(result) { io.clear(interest.readiness, ifUnchangedSince: snapshot) }
                     endOperation()
                     return result
                 } catch .wouldBlock {

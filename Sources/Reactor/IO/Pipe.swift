@@ -64,14 +64,15 @@ public struct PipeReader: Sendable {
     /// - Throws: ``IOError`` with operation `.read`; `CancellationError`;
     ///   ``ReactorError/closed``; ``ReactorError/loopShutDown``; ``ReactorError/busy``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await source.perform(.readable, as: .read) { (fd) throws(Errno) in
+        try await source.perform(.readable, as: .read, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
             try valueOrErrno { Glibc.read(fd, buffer.baseAddress, buffer.count) }
         }
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: inout [UInt8]) async throws -> Int {
-        try await source.perform(.readable, as: .read) { (fd) throws(Errno) in
+        let requested = buffer.count
+        return try await source.perform(.readable, as: .read, drained: { $0 > 0 && $0 < requested }) { (fd) throws(Errno) in
             try valueOrErrno {
                 buffer.withUnsafeMutableBytes { bytes in Glibc.read(fd, bytes.baseAddress, bytes.count) }
             }
@@ -108,10 +109,11 @@ public struct PipeWriter: Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer) async throws {
         var written = 0
         while written < bytes.count {
-            written += try await sink.perform(.writable, as: .write) { (fd) throws(Errno) in
+            let remaining = bytes.count - written
+            written += try await sink.perform(.writable, as: .write, drained: { $0 < remaining }) { (fd) throws(Errno) in
                 try valueOrErrno {
                     withBrokenPipeSignalBlocked {
-                        Glibc.write(fd, bytes.baseAddress! + written, bytes.count - written)
+                        Glibc.write(fd, bytes.baseAddress! + written, remaining)
                     }
                 }
             }
@@ -126,11 +128,12 @@ public struct PipeWriter: Sendable {
         }
         var written = 0
         while written < bytes.count {
-            written += try await sink.perform(.writable, as: .write) { (fd) throws(Errno) in
+            let remaining = bytes.count - written
+            written += try await sink.perform(.writable, as: .write, drained: { $0 < remaining }) { (fd) throws(Errno) in
                 try valueOrErrno {
                     withBrokenPipeSignalBlocked {
                         bytes.withContiguousStorageIfAvailable { buffer in
-                            Glibc.write(fd, buffer.baseAddress! + written, buffer.count - written)
+                            Glibc.write(fd, buffer.baseAddress! + written, remaining)
                         }!
                     }
                 }
