@@ -26,11 +26,19 @@ struct DescriptorLeakCheck: SuiteTrait, TestScoping {
 }
 
 func openDescriptorCount() -> Int {
-    guard let directory = opendir("/proc/self/fd") else { return -1 }
+    openDescriptors().count
+}
+
+/// The descriptors open in this process, from `/proc/self/fd`.
+func openDescriptors() -> [CInt] {
+    guard let directory = opendir("/proc/self/fd") else { return [] }
     defer { closedir(directory) }
-    var count = 0
-    while readdir(directory) != nil { count += 1 }
-    return count
+    var descriptors: [CInt] = []
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if let fd = CInt(name), fd != dirfd(directory) { descriptors.append(fd) }
+    }
+    return descriptors
 }
 
 /// Runs `body` in a task whose executor preference is `loop`, and returns its result.
