@@ -36,6 +36,7 @@ public enum BackendKind: String, Sendable, Hashable, CaseIterable, CustomStringC
         return availableHere[0]
     }
 
+    /// The name `REACTOR_BACKEND` takes: `epoll` or `poll`.
     public var description: String { rawValue }
 
     func makeBackend() throws(Errno) -> any ReactorBackend {

@@ -10,6 +10,7 @@ public enum ReactorError: Error, Hashable, Sendable, CustomStringConvertible {
     /// one reader and one writer at a time.
     case busy
 
+    /// A sentence saying what happened.
     public var description: String {
         switch self {
         case .closed: "the resource is closed"
@@ -23,8 +24,11 @@ public enum ReactorError: Error, Hashable, Sendable, CustomStringConvertible {
 public struct IOError: Error, Hashable, Sendable, CustomStringConvertible {
     /// What Reactor was doing when the call failed.
     public struct Operation: Hashable, Sendable, CustomStringConvertible {
+        /// The operation's name, as errors print it.
         public let name: String
+        /// Names an operation; libraries built on Reactor may add their own.
         public init(_ name: String) { self.name = name }
+        /// The operation's name.
         public var description: String { name }
 
         /// Adding a descriptor to the loop's backend (`epoll_ctl(2)`, ...).
@@ -52,5 +56,6 @@ public struct IOError: Error, Hashable, Sendable, CustomStringConvertible {
         self.errno = errno
     }
 
+    /// The operation, the error and its number, e.g. `read failed: Broken pipe (errno 32)`.
     public var description: String { "\(operation) failed: \(errno) (errno \(errno.rawValue))" }
 }

@@ -1,6 +1,8 @@
 /// The directions a task can wait on.
 public struct Interest: OptionSet, Hashable, Sendable {
+    /// The directions as bits.
     public let rawValue: UInt8
+    /// Creates a set of directions from its bits.
     public init(rawValue: UInt8) { self.rawValue = rawValue }
 
     /// The descriptor can be read from (or has reached end-of-file or an error).

@@ -84,6 +84,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         schedule(RunItem(UnownedJob(job), isActorJob: false))
     }
 
+    /// The task-executor face of this loop, as the Swift runtime refers to it.
     public func asUnownedTaskExecutor() -> UnownedTaskExecutor { taskExecutorReference }
 
     /// The serial executor that actors use to run on this loop, e.g.

@@ -22,25 +22,30 @@ public struct LoopClock: Clock {
         /// The current monotonic time.
         public static var now: Instant { Instant(nanoseconds: creactor_monotonic_ns()) }
 
+        /// The instant `duration` later (earlier, if negative), clamped to the representable range.
         public func advanced(by duration: Duration) -> Instant {
             let (seconds, attoseconds) = duration.components
-            let delta = seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-            let result = Int64(clamping: nanoseconds) + delta
-            return Instant(nanoseconds: UInt64(clamping: result))
+            let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+            let delta = overflow ? (seconds < 0 ? Int64.min : Int64.max) : whole.addingClamped(attoseconds / 1_000_000_000)
+            return Instant(nanoseconds: UInt64(clamping: Int64(clamping: nanoseconds).addingClamped(delta)))
         }
 
+        /// The time from this instant to `other`; negative if `other` is earlier.
         public func duration(to other: Instant) -> Duration {
             .nanoseconds(Int64(bitPattern: other.nanoseconds &- nanoseconds))
         }
 
+        /// Whether `lhs` comes before `rhs`.
         public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+        /// The reading in nanoseconds.
         public var description: String { "\(nanoseconds) ns" }
     }
 
     /// The loop whose wheel drives this clock's sleeps.
     public let loop: EventLoop
 
+    /// The current monotonic time.
     public var now: Instant { .now }
 
     /// One tick of the timer wheel.
@@ -58,5 +63,13 @@ public struct LoopClock: Clock {
         } else {
             try await loop.hop { loop in try await loop.sleepOnLoop(until: deadline) }
         }
+    }
+}
+
+extension Int64 {
+    /// The sum, or the nearest bound when it does not fit.
+    fileprivate func addingClamped(_ other: Int64) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other < 0 ? .min : .max) : sum
     }
 }

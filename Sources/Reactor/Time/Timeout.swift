@@ -4,6 +4,7 @@ public struct TimeoutError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The deadline that passed.
     public let deadline: LoopClock.Instant
 
+    /// A sentence saying what happened.
     public var description: String { "the operation did not finish before its deadline" }
 }
 
