@@ -4,6 +4,9 @@
 
 _Thread_local void *creactor_current_loop = 0;
 
+#include <netdb.h>
+const int CREACTOR_EAI_NODATA = EAI_NODATA;
+
 #ifdef __linux__
 const short CREACTOR_POLLRDHUP = POLLRDHUP;
 

@@ -66,6 +66,9 @@ static inline int creactor_eventfd(void) {
 /// `POLLRDHUP`: the peer shut down its writing side.
 extern const short CREACTOR_POLLRDHUP;
 
+/// `EAI_NODATA`: the name exists but has no address.
+extern const int CREACTOR_EAI_NODATA;
+
 /// `pipe2(fds, O_CLOEXEC | O_NONBLOCK)`.
 int creactor_pipe(int fds[2]);
 
