@@ -130,6 +130,7 @@ public final class AsyncFD: Sendable {
     func perform<Result>(
         _ interest: Interest,
         as name: IOError.Operation,
+        address: SocketAddress? = nil,
         drained: (Result) -> Bool = { _ in false },
         _ attempt: (CInt) throws(Errno) -> Result
     ) async throws -> Result {
@@ -150,7 +151,7 @@ public final class AsyncFD: Sendable {
                     endOperation()
                 } catch {
                     endOperation()
-                    throw IOError(name, error)
+                    throw IOError(name, error, address: address)
                 }
             } else {
                 endOperation()

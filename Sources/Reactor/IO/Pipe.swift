@@ -64,19 +64,12 @@ public struct PipeReader: Sendable {
     /// - Throws: ``IOError`` with operation `.read`; `CancellationError`;
     ///   ``ReactorError/closed``; ``ReactorError/loopShutDown``; ``ReactorError/busy``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await source.perform(.readable, as: .read, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
-            try valueOrErrno { Glibc.read(fd, buffer.baseAddress, buffer.count) }
-        }
+        try await source.readSome(into: buffer, as: .read) { Glibc.read($0, $1, $2) }
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: inout [UInt8]) async throws -> Int {
-        let requested = buffer.count
-        return try await source.perform(.readable, as: .read, drained: { $0 > 0 && $0 < requested }) { (fd) throws(Errno) in
-            try valueOrErrno {
-                buffer.withUnsafeMutableBytes { bytes in Glibc.read(fd, bytes.baseAddress, bytes.count) }
-            }
-        }
+        try await source.readSome(into: &buffer, as: .read) { Glibc.read($0, $1, $2) }
     }
 
     /// Reads at most `count` bytes, waiting until at least one is available.
@@ -107,37 +100,16 @@ public struct PipeWriter: Sendable {
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``. When it throws, a prefix of
     ///   `bytes` may have been written.
     public func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        var written = 0
-        while written < bytes.count {
-            let remaining = bytes.count - written
-            written += try await sink.perform(.writable, as: .write, drained: { $0 < remaining }) { (fd) throws(Errno) in
-                try valueOrErrno {
-                    withBrokenPipeSignalBlocked {
-                        Glibc.write(fd, bytes.baseAddress! + written, remaining)
-                    }
-                }
-            }
+        try await sink.writeAll(bytes, as: .write) { fd, bytes, count in
+            withBrokenPipeSignalBlocked { Glibc.write(fd, bytes, count) }
         }
     }
 
     /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes; one
     /// that is not contiguous is copied first). See ``write(_:)-(UnsafeRawBufferPointer)``.
     public func write(_ bytes: some Collection<UInt8>) async throws {
-        guard bytes.withContiguousStorageIfAvailable({ _ in true }) != nil else {
-            return try await write(Array(bytes))
-        }
-        var written = 0
-        while written < bytes.count {
-            let remaining = bytes.count - written
-            written += try await sink.perform(.writable, as: .write, drained: { $0 < remaining }) { (fd) throws(Errno) in
-                try valueOrErrno {
-                    withBrokenPipeSignalBlocked {
-                        bytes.withContiguousStorageIfAvailable { buffer in
-                            Glibc.write(fd, buffer.baseAddress! + written, remaining)
-                        }!
-                    }
-                }
-            }
+        try await sink.writeAll(bytes, as: .write) { fd, bytes, count in
+            withBrokenPipeSignalBlocked { Glibc.write(fd, bytes, count) }
         }
     }
 
