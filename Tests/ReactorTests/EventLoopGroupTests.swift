@@ -56,6 +56,54 @@ extension ReactorTests {
             try gate.writer.close()
         }
 
+        @Test("shutdown ends while a task keeps re-queuing itself; the task goes on elsewhere", arguments: BackendKind.availableHere)
+        func shutdownWithBusyTask(backend: BackendKind) async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: backend)
+            let loop = group.loops[0]
+            let running = Counter()
+            let spinner = Task(executorPreference: loop) {
+                while !Task.isCancelled {
+                    running.increment()
+                    await Task.yield()
+                }
+            }
+            try await waitUntil { running.value > 0 }
+            await group.shutdownGracefully()
+            let before = running.value
+            try await waitUntil { running.value > before + 10 }
+            spinner.cancel()
+            await spinner.value
+        }
+
+        @Test("pending timer callbacks are dropped at shutdown, and scheduling during the drain is a no-op", arguments: BackendKind.availableHere)
+        func timersAtShutdown(backend: BackendKind) async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: backend)
+            let loop = group.loops[0]
+            let pipe = try Pipe(on: loop)
+            let ran = Counter()
+            try await onLoop(loop) {
+                _ = loop.schedule(at: loop.clock.now.advanced(by: .seconds(3_600))) { ran.increment() }
+            }
+            let task = Task(executorPreference: loop) { () -> Bool in
+                do {
+                    _ = try await pipe.reader.read(upTo: 1)
+                    return false
+                } catch ReactorError.loopShutDown {
+                    // This runs in the shutdown drain, on the loop's thread, after the
+                    // timers shut down.
+                    let timer = loop.schedule(at: loop.clock.now) { ran.increment() }
+                    timer.cancel()
+                    return loop.isCurrent
+                }
+            }
+            try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+            await group.shutdownGracefully()
+            #expect(try await task.value)
+            #expect(ran.value == 0)
+            try pipe.reader.close()
+            try pipe.writer.close()
+        }
+
         @Test("next() hands out the loops round-robin")
         func roundRobin() async throws {
             try await withEventLoopGroup(loopCount: 3, backend: .default) { group in

@@ -79,8 +79,9 @@ extension ReactorTests {
                 let pipe = try Pipe(on: loop)
                 // A task that yields forever keeps the run queue non-empty.
                 let spinner = Task(executorPreference: loop) {
-                    while stop.value == 0 { await Task.yield() }
+                    while stop.value == 0 && !Task.isCancelled { await Task.yield() }
                 }
+                defer { spinner.cancel() }
                 let reader = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 1) }
                 try await onLoop(loop) { try await pipe.writer.write([9]) }
                 #expect(try await reader.value == [9])

@@ -43,28 +43,39 @@ extension ReactorTests {
         func deferredRelease() {
             let io = makeIO()
             _ = io.beginOperation()
-            #expect(io.close() == false, "an operation is inside a syscall: not yet")
+            io.close()
             #expect(io.snapshot().isClosed)
+            #expect(io.deregistered() == false, "an operation is inside a syscall: not yet")
             #expect(io.endOperation() == true, "the last operation out releases it")
-            #expect(io.close() == false, "released exactly once")
-            _ = io.beginOperation()
-            #expect(io.endOperation() == false)
+            #expect(io.deregistered() == false, "released exactly once")
         }
 
-        @Test("closing with nothing in flight releases at once, exactly once")
+        @Test("the descriptor is never released before it is deregistered")
+        func releaseWaitsForDeregistration() {
+            let io = makeIO()
+            _ = io.beginOperation()
+            io.close()
+            #expect(io.endOperation() == false, "still registered: the number must not be reused yet")
+            #expect(io.deregistered() == true)
+        }
+
+        @Test("closing with nothing in flight releases once deregistered, exactly once")
         func immediateRelease() {
             let io = makeIO()
-            #expect(io.close() == true)
-            #expect(io.close() == false)
+            io.close()
+            #expect(io.deregistered() == true)
+            io.close()
+            #expect(io.deregistered() == false)
         }
 
         @Test("shutdown stops operations but leaves the descriptor to its owner")
         func shutdownKeepsDescriptor() {
             let io = makeIO()
-            #expect(io.close(shutDown: true) == false)
+            io.close(shutDown: true)
             #expect(io.snapshot().isShutDown)
             #expect(!io.snapshot().isClosed)
-            #expect(io.close() == true, "the owner's close still releases it")
+            io.close()
+            #expect(io.deregistered() == true, "the owner's close still releases it")
         }
     }
 }

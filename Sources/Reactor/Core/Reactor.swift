@@ -18,23 +18,21 @@ final class Reactor: @unchecked Sendable {
     /// Loop thread only (`@unchecked Sendable` covers these two): the batch buffer,
     /// and the turn counter that stamps readiness.
     private var events: [BackendEvent] = []
-    private var tick: UInt16 = 0
+    private var tick: UInt32 = 0
 
     init(backend: any ReactorBackend) {
         self.backend = backend
         events.reserveCapacity(1024)
     }
 
-    /// Registers `fd` for both directions.
+    /// Registers `fd` for both directions, assuming `readiness` until the first event.
     ///
     /// - Throws: ``ReactorError/loopShutDown`` after shutdown; the backend's `Errno`.
-    func register(_ fd: CInt) throws -> ScheduledIO {
+    func register(_ fd: CInt, assuming readiness: Readiness) throws -> ScheduledIO {
         try registrations.withLock { (registrations) throws -> ScheduledIO in
             guard !registrations.isShutDown else { throw ReactorError.loopShutDown }
-            // A fresh descriptor is assumed writable, so that a first write needs no turn;
-            // whether it is readable, the first event says.
             let io = registrations.table.insert { token in
-                ScheduledIO(descriptor: fd, token: token, readiness: .writable)
+                ScheduledIO(descriptor: fd, token: token, readiness: readiness)
             }
             do throws(Errno) {
                 try backend.register(fd, token: io.token)
@@ -99,7 +97,7 @@ final class Reactor: @unchecked Sendable {
     func shutDown() {
         registrations.withLock { registrations in
             registrations.isShutDown = true
-            registrations.table.forEach { _ = $0.close(shutDown: true) }
+            registrations.table.forEach { $0.close(shutDown: true) }
             backend.close()
         }
     }

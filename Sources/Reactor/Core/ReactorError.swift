@@ -9,6 +9,8 @@ public enum ReactorError: Error, Hashable, Sendable, CustomStringConvertible {
     /// Another task already waits on this direction of the resource. A resource has
     /// one reader and one writer at a time.
     case busy
+    /// The stream ended before the bytes an exact read asked for arrived.
+    case endOfStream
 
     /// A sentence saying what happened.
     public var description: String {
@@ -16,6 +18,7 @@ public enum ReactorError: Error, Hashable, Sendable, CustomStringConvertible {
         case .closed: "the resource is closed"
         case .loopShutDown: "the event loop has shut down"
         case .busy: "another task is already waiting on this direction of the resource"
+        case .endOfStream: "the stream ended before the expected bytes arrived"
         }
     }
 }

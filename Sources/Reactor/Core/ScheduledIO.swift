@@ -7,15 +7,19 @@ import Synchronization
 /// unless a newer event came" and "count an operation in unless closed" are each a
 /// single atomic step:
 ///
-///     | released: 1 | shutDown: 1 | closed: 1 | in flight: 13 | tick: 16 | readiness: 32 |
+///     | released: 1 | deregistered: 1 | shutDown: 1 | closed: 1 | in flight: 20 | tick: 32 | readiness: 8 |
 ///
 /// - readiness: ``Readiness`` bits; the sticky ones are never cleared.
 /// - tick: the reactor turn of the last event, so that a clear after `EAGAIN` does not
 ///   erase an event that raced in after the caller looked (DESIGN §3.3).
-/// - in flight: operations between ``beginOperation()`` and ``endOperation()``. The
-///   descriptor is closed only when this is zero, so no syscall can reach a reused number.
+/// - in flight: operations between ``beginOperation()`` and ``endOperation()``.
 /// - closed / shutDown: why no new operation may start; the waiters were woken to see it.
-/// - released: the descriptor itself was closed (exactly once).
+/// - deregistered: the backend no longer watches the descriptor.
+/// - released: the descriptor itself was closed, exactly once.
+///
+/// The descriptor is released once it is closed, deregistered and no operation is in
+/// flight, by whichever of ``deregistered()`` and ``endOperation()`` comes last: no
+/// syscall, and no deregistration, can then reach a number the kernel reused (DESIGN §3.2).
 final class ScheduledIO: Sendable {
     let descriptor: CInt
     let token: Token
@@ -25,19 +29,19 @@ final class ScheduledIO: Sendable {
     let writer = Waiter()
     private let word: Atomic<UInt64>
 
-    private static let readinessMask: UInt64 = 0xFFFF_FFFF
-    private static let tickShift: UInt64 = 32
-    private static let tickMask: UInt64 = 0xFFFF << 32
-    private static let inFlightOne: UInt64 = 1 << 48
-    private static let inFlightMask: UInt64 = 0x1FFF << 48
-    private static let closedBit: UInt64 = 1 << 61
-    private static let shutDownBit: UInt64 = 1 << 62
+    private static let tickShift: UInt64 = 8
+    private static let tickMask: UInt64 = 0xFFFF_FFFF << 8
+    private static let inFlightOne: UInt64 = 1 << 40
+    private static let inFlightMask: UInt64 = 0xF_FFFF << 40
+    private static let closedBit: UInt64 = 1 << 60
+    private static let shutDownBit: UInt64 = 1 << 61
+    private static let deregisteredBit: UInt64 = 1 << 62
     private static let releasedBit: UInt64 = 1 << 63
 
     /// A look at the word, taken when an operation started.
     struct Snapshot: Sendable {
         fileprivate let word: UInt64
-        var readiness: Readiness { Readiness(rawValue: UInt32(truncatingIfNeeded: word)) }
+        var readiness: Readiness { Readiness(rawValue: UInt32(truncatingIfNeeded: word & 0xFF)) }
         fileprivate var tick: UInt64 { word & ScheduledIO.tickMask }
         var isClosed: Bool { word & ScheduledIO.closedBit != 0 }
         var isShutDown: Bool { word & ScheduledIO.shutDownBit != 0 }
@@ -61,32 +65,15 @@ final class ScheduledIO: Sendable {
         Snapshot(word: word.add(Self.inFlightOne, ordering: .acquiring).oldValue)
     }
 
-    /// Counts an operation out. Returns true if the caller must now close the descriptor:
-    /// the resource was closed while the operation ran, and this was the last one.
+    /// Counts an operation out. Returns true if the caller must now close the descriptor.
     func endOperation() -> Bool {
-        var current = word.load(ordering: .relaxed)
-        while true {
-            var desired = current - Self.inFlightOne
-            let release = desired & (Self.closedBit | Self.releasedBit | Self.inFlightMask) == Self.closedBit
-            if release { desired |= Self.releasedBit }
-            let (done, seen) = word.compareExchange(
-                expected: current, desired: desired, ordering: .acquiringAndReleasing)
-            if done { return release }
-            current = seen
-        }
+        update { $0 - Self.inFlightOne }
     }
 
     /// Records an event from the reactor's turn `tick` and wakes whoever it concerns.
-    func deliver(_ readiness: Readiness, tick: UInt16) {
+    func deliver(_ readiness: Readiness, tick: UInt32) {
         let stamp = UInt64(tick) << Self.tickShift
-        var current = word.load(ordering: .relaxed)
-        while true {
-            let desired = (current & ~Self.tickMask) | stamp | UInt64(readiness.rawValue)
-            let (done, seen) = word.compareExchange(
-                expected: current, desired: desired, ordering: .acquiringAndReleasing)
-            if done { break }
-            current = seen
-        }
+        _ = update { ($0 & ~Self.tickMask) | stamp | UInt64(readiness.rawValue) }
         if !readiness.isDisjoint(with: [.readable, .readClosed, .error]) { reader.notify() }
         if !readiness.isDisjoint(with: [.writable, .writeClosed, .error]) { writer.notify() }
     }
@@ -103,22 +90,34 @@ final class ScheduledIO: Sendable {
         }
     }
 
-    /// Stops new operations and wakes both waiters to see why. Returns true if the
-    /// caller must close the descriptor now (nothing is in flight, and closing was asked).
-    func close(shutDown: Bool = false) -> Bool {
+    /// Stops new operations and wakes both waiters to see why: the owner closed it
+    /// (`shutDown` false) or the loop shut down. The descriptor stays open until
+    /// ``deregistered()``.
+    func close(shutDown: Bool = false) {
+        _ = update { $0 | (shutDown ? Self.shutDownBit : Self.closedBit) }
+        reader.notify()
+        writer.notify()
+    }
+
+    /// Records that the backend no longer watches the descriptor. Returns true if the
+    /// caller must now close it: it was closed and nothing is in flight.
+    func deregistered() -> Bool {
+        update { $0 | Self.deregisteredBit }
+    }
+
+    /// Applies `change` atomically, and claims the release of the descriptor if the new
+    /// word allows it. Returns whether the caller claimed it.
+    private func update(_ change: (UInt64) -> UInt64) -> Bool {
         var current = word.load(ordering: .relaxed)
-        var release = false
         while true {
-            var desired = current | (shutDown ? Self.shutDownBit : Self.closedBit)
-            release = !shutDown && desired & (Self.inFlightMask | Self.releasedBit) == 0
+            var desired = change(current)
+            let mask = Self.closedBit | Self.deregisteredBit | Self.releasedBit | Self.inFlightMask
+            let release = desired & mask == Self.closedBit | Self.deregisteredBit
             if release { desired |= Self.releasedBit }
             let (done, seen) = word.compareExchange(
                 expected: current, desired: desired, ordering: .acquiringAndReleasing)
-            if done { break }
+            if done { return release }
             current = seen
         }
-        reader.notify()
-        writer.notify()
-        return release
     }
 }

@@ -2,12 +2,17 @@ import Synchronization
 
 /// One parked task: its continuation, and the atomic word that decides who resumes it.
 ///
-/// The word is `| generation: 62 | state: 2 |`. A park moves `idle → parking → waiting`; the
-/// reactor (``notify()``), a timer (``resume(generation:)``) or the cancellation
-/// handler each try to move `waiting → idle` with the generation bumped, and only
-/// the one whose compare-and-swap succeeds touches the continuation. That makes
-/// every park resume exactly once, from whichever thread wins, and makes a late
-/// cancellation handler (still holding the old generation) a no-op.
+/// The word is `| generation: 61 | state: 3 |`. A park moves `idle → parking → waiting`;
+/// the reactor (``notify()``), a timer (``resume(generation:throwing:)``) or the
+/// cancellation handler each try to move `waiting → resuming`, and only the one whose
+/// compare-and-swap succeeds touches the continuation. It takes the continuation, stores
+/// `idle` with the generation bumped, and only then resumes the task, so:
+///
+/// 1. every park resumes exactly once, from whichever thread wins;
+/// 2. a late cancellation handler, still holding the old generation, is a no-op;
+/// 3. the slot is free again before the resumed task can run, and a second task that
+///    tries to park meanwhile (`parking`, `waiting` or `resuming`) gets ``ReactorError/busy``
+///    instead of overwriting a continuation.
 ///
 /// A notification that finds nobody waiting leaves `notified` behind, so a task that
 /// was about to park sees it instead of sleeping through the event.
@@ -18,26 +23,28 @@ final class Waiter: @unchecked Sendable {
         case notified = 2
         /// Claimed by a task that is storing its continuation.
         case parking = 3
+        /// Claimed by the winner that is taking the continuation to resume it.
+        case resuming = 4
     }
 
     private let word = Atomic<UInt64>(0)
-    /// Written by the parking task between its `idle → parking` and `parking → waiting` swaps (release), read and
-    /// cleared only by the winner of the `waiting → idle` swap (acquire).
+    /// Written by the parking task between its `idle → parking` and `parking → waiting`
+    /// swaps (release), read and cleared only by the winner of `waiting → resuming` (acquire).
     private var continuation: UnsafeContinuation<Void, any Error>?
 
     private static func pack(_ generation: UInt64, _ state: State) -> UInt64 {
-        generation << 2 | state.rawValue
+        generation << 3 | state.rawValue
     }
 
     private static func unpack(_ word: UInt64) -> (generation: UInt64, state: State) {
-        (word >> 2, State(rawValue: word & 3)!)
+        (word >> 3, State(rawValue: word & 7)!)
     }
 
     /// Whether a task is parked here now (for tests and diagnostics).
     var isWaiting: Bool { Self.unpack(word.load(ordering: .acquiring)).state == .waiting }
 
     /// The generation the next park will use; a timer records it to resume that park only.
-    var generation: UInt64 { Self.unpack(word.load(ordering: .relaxed)).generation }
+    var generation: UInt64 { Self.unpack(word.load(ordering: .acquiring)).generation }
 
     /// Suspends the current task until ``notify()``, ``resume(generation:throwing:)`` or
     /// its cancellation. Returns at once, without suspending, if a notification is pending.
@@ -48,48 +55,53 @@ final class Waiter: @unchecked Sendable {
     /// - Throws: `CancellationError` if the task was cancelled while parked;
     ///   ``ReactorError/busy`` if another task is parked here already.
     func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
-        let current = word.load(ordering: .acquiring)
-        let (generation, state) = Self.unpack(current)
-        switch state {
-        case .notified:
-            word.store(Self.pack(generation, .idle), ordering: .relaxed)
-            return
-        case .waiting, .parking:
-            throw ReactorError.busy
-        case .idle:
+        var current = word.load(ordering: .acquiring)
+        var generation: UInt64
+        while true {
+            let state: State
+            (generation, state) = Self.unpack(current)
+            switch state {
+            case .notified:
+                let (taken, seen) = word.compareExchange(
+                    expected: current, desired: Self.pack(generation, .idle), ordering: .acquiring)
+                if taken { return }
+                current = seen
+                continue
+            case .waiting, .parking, .resuming:
+                throw ReactorError.busy
+            case .idle:
+                // Claim the slot before writing the continuation.
+                let (claimed, seen) = word.compareExchange(
+                    expected: current, desired: Self.pack(generation, .parking), ordering: .acquiring)
+                if !claimed {
+                    current = seen
+                    continue
+                }
+            }
             break
         }
-        // Claim the slot before writing the continuation, so a second task can never
-        // overwrite the continuation of the first.
-        let (claimed, seen) = word.compareExchange(
-            expected: current, desired: Self.pack(generation, .parking), ordering: .acquiring)
-        if !claimed {
-            if Self.unpack(seen).state == .notified {
-                word.store(Self.pack(generation, .idle), ordering: .relaxed)
-                return
-            }
-            throw ReactorError.busy
-        }
+        let parked = generation
         try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 self.continuation = continuation
-                let (parked, _) = word.compareExchange(
-                    expected: Self.pack(generation, .parking), desired: Self.pack(generation, .waiting),
+                let (isParked, _) = word.compareExchange(
+                    expected: Self.pack(parked, .parking), desired: Self.pack(parked, .waiting),
                     ordering: .releasing)
-                guard parked else {
-                    // notify() turned `parking` into `notified` meanwhile: take it.
+                guard isParked else {
+                    // notify() turned `parking` into `notified` meanwhile: the task goes on at
+                    // once and looks at the readiness again, which that notification set.
                     self.continuation = nil
-                    word.store(Self.pack(generation, .idle), ordering: .relaxed)
+                    word.store(Self.pack(parked, .idle), ordering: .relaxed)
                     continuation.resume()
                     return
                 }
                 arm()
                 // A handler installed on an already-cancelled task ran before the
                 // continuation existed and found nothing to cancel: check once more.
-                if Task.isCancelled { cancel(generation: generation, disarm: disarm) }
+                if Task.isCancelled { cancel(generation: parked, disarm: disarm) }
             }
         } onCancel: {
-            cancel(generation: generation, disarm: disarm)
+            cancel(generation: parked, disarm: disarm)
         }
     }
 
@@ -100,14 +112,15 @@ final class Waiter: @unchecked Sendable {
             let (generation, state) = Self.unpack(current)
             let desired: UInt64
             switch state {
-            case .notified: return
+            // A task being resumed looks at the readiness afresh, which the caller set.
+            case .notified, .resuming: return
             case .idle, .parking: desired = Self.pack(generation, .notified)
-            case .waiting: desired = Self.pack(generation &+ 1, .idle)
+            case .waiting: desired = Self.pack(generation, .resuming)
             }
             let (done, seen) = word.compareExchange(
                 expected: current, desired: desired, ordering: .acquiringAndReleasing)
             if done {
-                if state == .waiting { takeContinuation().resume() }
+                if state == .waiting { takeContinuation(generation: generation).resume() }
                 return
             }
             current = seen
@@ -119,26 +132,30 @@ final class Waiter: @unchecked Sendable {
     @discardableResult
     func resume(generation: UInt64, throwing error: (any Error)? = nil) -> Bool {
         guard win(generation: generation) else { return false }
-        if let error { takeContinuation().resume(throwing: error) } else { takeContinuation().resume() }
+        let continuation = takeContinuation(generation: generation)
+        if let error { continuation.resume(throwing: error) } else { continuation.resume() }
         return true
     }
 
     private func cancel(generation: UInt64, disarm: @Sendable () -> Void) {
         guard win(generation: generation) else { return }
         disarm()
-        takeContinuation().resume(throwing: CancellationError())
+        takeContinuation(generation: generation).resume(throwing: CancellationError())
     }
 
     private func win(generation: UInt64) -> Bool {
         word.compareExchange(
-            expected: Self.pack(generation, .waiting), desired: Self.pack(generation &+ 1, .idle),
+            expected: Self.pack(generation, .waiting), desired: Self.pack(generation, .resuming),
             ordering: .acquiringAndReleasing
         ).exchanged
     }
 
-    private func takeContinuation() -> UnsafeContinuation<Void, any Error> {
+    /// Called by the winner: takes the continuation and frees the slot for the next park,
+    /// before the caller resumes the task.
+    private func takeContinuation(generation: UInt64) -> UnsafeContinuation<Void, any Error> {
         let continuation = self.continuation!
         self.continuation = nil
+        word.store(Self.pack(generation &+ 1, .idle), ordering: .releasing)
         return continuation
     }
 }

@@ -29,6 +29,9 @@ public final class AsyncFD: Sendable {
 
     /// Registers `fileDescriptor`, which must be non-blocking, and takes ownership of it.
     ///
+    /// The descriptor is assumed writable until the first event: a first write then
+    /// needs no turn of the loop, and costs at most one `EAGAIN` if it was wrong.
+    ///
     /// - Parameters:
     ///   - fileDescriptor: a non-blocking descriptor the kernel can poll (a socket, pipe,
     ///     eventfd, tty, ...). Regular files are always ready and cannot be registered.
@@ -36,11 +39,17 @@ public final class AsyncFD: Sendable {
     ///     the default group's when the caller runs on no loop.
     /// - Throws: ``IOError`` with operation `.register` (for example `EPERM` for a
     ///   regular file); ``ReactorError/loopShutDown``. The descriptor stays open on failure.
-    public init(_ fileDescriptor: FileDescriptor, on loop: EventLoop? = nil) throws {
+    public convenience init(_ fileDescriptor: FileDescriptor, on loop: EventLoop? = nil) throws {
+        try self.init(fileDescriptor, on: loop, assuming: .writable)
+    }
+
+    /// Registers `fileDescriptor`, assuming `readiness` until the first event says otherwise.
+    /// A socket whose connect is in progress must assume nothing: it is not writable yet.
+    init(_ fileDescriptor: FileDescriptor, on loop: EventLoop?, assuming readiness: Interest) throws {
         let loop = try loop ?? EventLoop.currentOrDefault()
         self.fileDescriptor = fileDescriptor
         eventLoop = loop
-        io = try loop.reactor.register(fileDescriptor.rawValue)
+        io = try loop.reactor.register(fileDescriptor.rawValue, assuming: readiness.readinessSet)
     }
 
     deinit {
@@ -100,14 +109,14 @@ public final class AsyncFD: Sendable {
     /// - Throws: ``IOError`` if deregistering or `close(2)` fails; the descriptor is
     ///   released either way.
     public func close() throws {
-        let mustClose = io.close()
+        io.close()
         var failure: IOError?
         do {
             try eventLoop.reactor.deregister(io)
         } catch {
             failure = error
         }
-        if mustClose {
+        if io.deregistered() {
             do {
                 try fileDescriptor.close()
             } catch let error as Errno {

@@ -35,4 +35,12 @@ extension Interest {
     }
 
     var readiness: Readiness { self == .readable ? .readable : .writable }
+
+    /// Every direction in the set, as readiness bits.
+    var readinessSet: Readiness {
+        var readiness: Readiness = []
+        if contains(.readable) { readiness.insert(.readable) }
+        if contains(.writable) { readiness.insert(.writable) }
+        return readiness
+    }
 }

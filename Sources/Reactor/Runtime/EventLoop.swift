@@ -199,6 +199,9 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         guard isCurrent, !timers.isShutDown else { throw ReactorError.loopShutDown }
         let waiter = timers.takeWaiter()
         let id = timers.schedule(at: deadline, .resume(waiter, generation: waiter.generation))
+        // Whoever wakes the task, it resumes on this loop (its executor), so the pool is
+        // touched on the loop's thread only.
+        defer { if isCurrent { timers.recycle(waiter) } }
         try await waiter.park(arm: {}, disarm: { self.cancelTimer(id) })
     }
 
@@ -228,11 +231,12 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     ///
     /// - Parameters:
     ///   - deadline: when to run; rounded up to the next millisecond tick.
-    ///   - body: runs on the loop's thread. It is dropped unrun if the loop shuts down first.
+    ///   - body: runs on the loop's thread. It is dropped unrun if the loop shuts down
+    ///     first, or has already (jobs still drain on the loop's thread while it stops).
     /// - Returns: a handle that cancels the timer.
     public func schedule(at deadline: LoopClock.Instant, _ body: @escaping () -> Void) -> ScheduledTimer {
         precondition(isCurrent, "EventLoop.schedule(at:_:) must be called on the loop's thread")
-        precondition(!timers.isShutDown, "EventLoop.schedule(at:_:) called after the loop shut down")
+        guard !timers.isShutDown else { return ScheduledTimer(loop: self, id: .none) }
         return ScheduledTimer(loop: self, id: timers.schedule(at: deadline, .run(body)))
     }
 
@@ -259,31 +263,29 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         }
     }
 
-    /// Loop thread: wakes every waiter, then runs jobs until no more arrive.
+    /// Loop thread: wakes every waiter, closes the inbox, and runs once what was queued
+    /// before the stop. A job that arrives later, even one a draining job queues for
+    /// itself, goes to the heir, so the stop always ends.
     private func stop() {
+        // From here on no producer writes the wake-up descriptor, which the backend is
+        // about to close: each finds a wake-up already pending.
+        inbox.wakePending.store(true, ordering: .sequentiallyConsistent)
         reactor.shutDown()
         for action in timers.shutDown() {
             if case .resume(let waiter, let generation) = action {
                 waiter.resume(generation: generation, throwing: ReactorError.loopShutDown)
             }
         }
-        var waiters: [UnsafeContinuation<Void, Never>] = []
-        while true {
-            while let item = runQueue.popFirst() { run(item) }
-            let drained = inbox.contents.withLock { contents in
-                if contents.jobs.isEmpty && contents.cancelledTimers.isEmpty {
-                    contents.isClosed = true
-                    waiters = contents.shutDownWaiters
-                    contents.shutDownWaiters.removeAll()
-                    return true
-                }
-                swap(&runQueue, &contents.jobs)
-                contents.cancelledTimers.removeAll()
-                return false
-            }
-            if drained { break }
+        let waiters = inbox.contents.withLock { contents in
+            contents.isClosed = true
+            runQueue.append(contentsOf: contents.jobs)
+            contents.jobs.removeAll()
+            contents.cancelledTimers.removeAll()
+            defer { contents.shutDownWaiters.removeAll() }
+            return contents.shutDownWaiters
         }
         isStopped = true
+        while let item = runQueue.popFirst() { run(item) }
         for waiter in waiters { waiter.resume() }
     }
 }

@@ -1,6 +1,10 @@
 /// An event loop's timers: the wheel, in ticks of one millisecond since the loop began,
 /// and a pool of waiters for sleeping tasks so that a sleep allocates nothing.
 ///
+/// A waiter returns to the pool only from the task that slept on it, once its park has
+/// ended: whoever resumed it (the wheel, a cancelling thread, shutdown) is done with it
+/// by then, so the next sleep cannot be handed a waiter still in use.
+///
 /// Loop thread only.
 struct LoopTimers: ~Copyable {
     /// What a timer does when it fires.
@@ -46,21 +50,24 @@ struct LoopTimers: ~Copyable {
         wheel.schedule(at: tick(atOrAfter: deadline), action)
     }
 
-    /// Cancels a timer; a sleeper's waiter goes back to the pool.
+    /// Cancels a timer that has not fired; a stale ID does nothing.
     mutating func cancel(_ id: TimerID) {
-        if case .resume(let waiter, _) = wheel.cancel(id) { idleWaiters.append(waiter) }
+        _ = wheel.cancel(id)
     }
 
-    /// The next timer due at `now`, if any. A sleeper's waiter goes back to the pool,
-    /// since its generation guards it from the task that used it.
+    /// The next timer due at `now`, if any.
     mutating func nextExpired(at now: LoopClock.Instant) -> Action? {
-        let action = wheel.nextExpired(at: tick(reachedAt: now))
-        if case .resume(let waiter, _) = action { idleWaiters.append(waiter) }
-        return action
+        wheel.nextExpired(at: tick(reachedAt: now))
     }
 
+    /// A waiter for a sleeping task, from the pool if it has one.
     mutating func takeWaiter() -> Waiter {
         idleWaiters.popLast() ?? Waiter()
+    }
+
+    /// Gives back the waiter of a sleep whose park has ended.
+    mutating func recycle(_ waiter: Waiter) {
+        idleWaiters.append(waiter)
     }
 
     /// Refuses new timers and hands back every pending one.

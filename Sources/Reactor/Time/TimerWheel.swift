@@ -3,6 +3,9 @@
 struct TimerID: Hashable, Sendable {
     let index: Int32
     let generation: UInt32
+
+    /// Names no timer: cancelling it does nothing.
+    static let none = TimerID(index: -1, generation: 0)
 }
 
 /// A hierarchical timing wheel: six levels of 64 slots over ticks, each level 64 times
