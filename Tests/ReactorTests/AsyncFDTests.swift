@@ -147,6 +147,34 @@ extension ReactorTests {
             }
         }
 
+        @Test("a peer's half-close does not strand a writer waiting on the same descriptor", arguments: BackendKind.availableHere)
+        func halfCloseKeepsWriterArmed(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let (local, peer) = try makeSocketPair()
+                let source = try AsyncFD(FileDescriptor(rawValue: local), on: loop)
+                let chunk = [UInt8](repeating: 7, count: 65_536)
+                while chunk.withUnsafeBytes({ send(local, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }) > 0 {}
+                let writer = Task(executorPreference: loop) {
+                    try await withTimeout(.seconds(10)) {
+                        try await source.whenWritable { (fd) throws(Errno) in
+                            try valueOrErrno { chunk.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, 1, CInt(MSG_NOSIGNAL)) } }
+                        }
+                    }
+                }
+                try await waitUntil { source.io.writer.isWaiting }
+                // The peer stops writing (a half-close our side may see as RDHUP). A job on the
+                // loop wakes it for one more wait, which reports whatever it polls for, and
+                // only then does the peer make room.
+                Glibc.shutdown(peer, CInt(SHUT_WR))
+                try await onLoop(loop) {}
+                var sink = [UInt8](repeating: 0, count: 65_536)
+                while recv(peer, &sink, sink.count, CInt(MSG_DONTWAIT)) > 0 {}
+                #expect(try await writer.value == 1)
+                close(peer)
+                try source.close()
+            }
+        }
+
         @Test("epoll refuses a regular file: a typed error, and the descriptor stays open")
         func regularFile() async throws {
             try await withLoop(.epoll) { loop in

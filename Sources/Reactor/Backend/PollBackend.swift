@@ -88,8 +88,10 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
             for position in registrations.descriptors.indices {
                 let armed = registrations.armed[position]
                 if armed.isEmpty { continue }
-                var requested: Int16 = Int16(CREACTOR_POLLRDHUP)
-                if armed.contains(.readable) { requested |= Int16(POLLIN) }
+                // A half-close concerns the reader only, so it is asked for with reading:
+                // polled for a waiting writer, it would be reported on every wait.
+                var requested: Int16 = 0
+                if armed.contains(.readable) { requested |= Int16(POLLIN) | Int16(CREACTOR_POLLRDHUP) }
                 if armed.contains(.writable) { requested |= Int16(POLLOUT) }
                 polled.append(pollfd(fd: registrations.descriptors[position], events: requested, revents: 0))
                 polledTokens.append(registrations.tokens[position])
@@ -108,11 +110,11 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
                 let token = polledTokens[i]
                 if token == .wakeUp { continue }
                 let readiness = Self.readiness(polled[i].revents)
-                // Disarm what was reported, unless the descriptor changed hands meanwhile.
+                // Disarm exactly the directions this event wakes (their waiters re-arm when
+                // they park again), unless the descriptor changed hands meanwhile.
                 if let position = registrations.positions[polled[i].fd], registrations.tokens[position] == token {
-                    let reported = readiness.isDisjoint(with: Readiness.sticky)
-                        ? readiness : [.readable, .writable]
-                    registrations.armed[position].subtract(reported)
+                    if !readiness.isDisjoint(with: Interest.readable.wakeMask) { registrations.armed[position].remove(.readable) }
+                    if !readiness.isDisjoint(with: Interest.writable.wakeMask) { registrations.armed[position].remove(.writable) }
                 }
                 events.append(BackendEvent(token: token, readiness: readiness))
             }
