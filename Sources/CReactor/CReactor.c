@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CReactor.h"
 #include <pthread.h>
+#include <sys/socket.h>
 
 _Thread_local void *creactor_current_loop = 0;
 
@@ -14,7 +15,24 @@ int creactor_pipe(int fds[2]) {
     return pipe2(fds, O_CLOEXEC | O_NONBLOCK);
 }
 
+int creactor_accept(int fd, struct sockaddr *address, uint32_t *length) {
+    _Static_assert(sizeof(socklen_t) == sizeof(uint32_t), "socklen_t is 32 bits");
+    return accept4(fd, address, (socklen_t *)length, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
 void creactor_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
+}
+
+#include <stddef.h>
+const size_t CREACTOR_MMSGHDR_SIZE = sizeof(struct mmsghdr);
+const size_t CREACTOR_MMSGHDR_LENGTH_OFFSET = offsetof(struct mmsghdr, msg_len);
+
+int creactor_sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, messages, count, flags);
+}
+
+int creactor_recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags) {
+    return recvmmsg(fd, messages, count, flags, NULL);
 }
 #endif

@@ -72,8 +72,27 @@ extern const int CREACTOR_EAI_NODATA;
 /// `pipe2(fds, O_CLOEXEC | O_NONBLOCK)`.
 int creactor_pipe(int fds[2]);
 
+// Declared, not included: pulling <sys/socket.h> into this module's header changes
+// which module the Swift importer credits socket names to.
+struct sockaddr;
+
+/// `accept4(fd, address, length, SOCK_CLOEXEC | SOCK_NONBLOCK)`; `length` is a `socklen_t`.
+int creactor_accept(int fd, struct sockaddr *address, uint32_t *length);
+
 /// Names the calling thread (at most 15 bytes are kept).
 void creactor_set_thread_name(const char *name);
+
+/// `struct mmsghdr`, which glibc declares only under `_GNU_SOURCE`. Left incomplete:
+/// Swift lays the array out itself and checks it against these two numbers.
+struct mmsghdr;
+extern const size_t CREACTOR_MMSGHDR_SIZE;
+extern const size_t CREACTOR_MMSGHDR_LENGTH_OFFSET;
+
+/// `sendmmsg(2)`.
+int creactor_sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags);
+
+/// `recvmmsg(2)` with no timeout.
+int creactor_recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags);
 
 static inline uint64_t creactor_monotonic_ns(void) {
     struct timespec now;

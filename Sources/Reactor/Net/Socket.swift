@@ -82,6 +82,15 @@ enum SocketCalls {
         }
     }
 
+    /// The corresponding C function is `listen(2)`.
+    static func listen(_ fd: CInt, backlog: Int, address: SocketAddress) throws(IOError) {
+        do {
+            _ = try valueOrErrno { systemListen(fd, CInt(clamping: backlog)) }
+        } catch {
+            throw IOError(.listen, error, address: address)
+        }
+    }
+
     /// Starts a non-blocking connect. Returns true if it completed at once, false if it
     /// is in progress (the socket turns writable when it ends).
     static func startConnect(_ fd: CInt, to address: SocketAddress) throws(IOError) -> Bool {
@@ -137,6 +146,7 @@ private func systemSocket(_ domain: CInt, _ type: CInt, _ proto: CInt) -> CInt {
 private func systemBind(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> CInt {
     bind(fd, address, length)
 }
+private func systemListen(_ fd: CInt, _ backlog: CInt) -> CInt { listen(fd, backlog) }
 private func systemConnect(_ fd: CInt, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> CInt {
     connect(fd, address, length)
 }

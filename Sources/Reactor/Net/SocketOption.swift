@@ -41,6 +41,10 @@ extension SocketOption where Value == Bool {
     /// Lets several sockets bind the same address and port, the kernel spreading
     /// connections or datagrams among them, `SO_REUSEPORT`.
     public static var reusePort: Self { Self(level: SOL_SOCKET, name: SO_REUSEPORT, .flag, "SO_REUSEPORT") }
+    /// Keeps an IPv6 socket to IPv6 alone, instead of also taking IPv4 as mapped
+    /// addresses, `IPV6_V6ONLY`. Reactor sets it on IPv6 listeners, so that an IPv4 and
+    /// an IPv6 listener can share a port.
+    public static var ipv6Only: Self { Self(level: CInt(IPPROTO_IPV6), name: IPV6_V6ONLY, .flag, "IPV6_V6ONLY") }
     /// Lets a datagram socket send to a broadcast address, `SO_BROADCAST`.
     public static var broadcast: Self { Self(level: SOL_SOCKET, name: SO_BROADCAST, .flag, "SO_BROADCAST") }
 }

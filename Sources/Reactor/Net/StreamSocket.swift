@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// A connected byte-stream socket: TCP, or a Unix stream socket.
+///
+/// One task may read while another writes. A read after the peer's end-of-stream
+/// returns 0; a write to a peer that reset the connection throws ``IOError`` with
+/// `Errno.brokenPipe` or `Errno.connectionReset`, and never raises `SIGPIPE`.
+public protocol StreamSocket: Socket {
+    /// The address of the other end, as it was when the connection was made.
+    var peerAddress: SocketAddress { get }
+}
+
+/// Which direction of a stream ``StreamSocket/shutdown(_:)`` ends.
+public enum ShutdownDirection: Sendable, Hashable {
+    /// No more reads: data that arrives is discarded (`SHUT_RD`).
+    case reading
+    /// No more writes: the peer reads end-of-stream once it has the rest (`SHUT_WR`).
+    case writing
+    /// Both (`SHUT_RDWR`).
+    case both
+}
+
+extension StreamSocket {
+    /// Reads at most `buffer.count` bytes, waiting until at least one is available.
+    /// The corresponding C function is `recv(2)`.
+    ///
+    /// - Returns: the number of bytes read; 0 once the peer has shut down its writing side.
+    /// - Throws: ``IOError`` with operation `.receive` and the peer's address (for example
+    ///   `Errno.connectionReset`); `CancellationError`; ``ReactorError/closed``,
+    ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
+    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+        try await descriptor.readSome(into: buffer, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+    }
+
+    /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public func read(into buffer: inout [UInt8]) async throws -> Int {
+        try await descriptor.readSome(into: &buffer, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+    }
+
+    /// Reads exactly `buffer.count` bytes, waiting for as many reads as that takes.
+    ///
+    /// - Throws: ``ReactorError/endOfStream`` if the peer ends the stream first (what
+    ///   arrived is in the buffer's prefix); otherwise as ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public func read(exactly buffer: UnsafeMutableRawBufferPointer) async throws {
+        var filled = 0
+        while filled < buffer.count {
+            let count = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if count == 0 { throw ReactorError.endOfStream }
+            filled += count
+        }
+    }
+
+    /// Reads exactly `count` bytes. See ``read(exactly:)-(UnsafeMutableRawBufferPointer)``.
+    public func read(exactly count: Int) async throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let read = try await descriptor.perform(.readable, as: .receive, address: peerAddress) { (fd) throws(Errno) in
+                try valueOrErrno { bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) } }
+            }
+            if read == 0 { throw ReactorError.endOfStream }
+            filled += read
+        }
+        return bytes
+    }
+
+    /// Writes all of `bytes`, waiting whenever the socket's send buffer is full.
+    /// The corresponding C function is `send(2)` with `MSG_NOSIGNAL`.
+    ///
+    /// - Throws: ``IOError`` with operation `.send` and the peer's address
+    ///   (`Errno.brokenPipe`, `Errno.connectionReset`); `CancellationError`,
+    ///   ``ReactorError/closed``, ``ReactorError/loopShutDown``, ``ReactorError/busy``.
+    ///   When it throws, a prefix of `bytes` may have been sent.
+    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+        try await descriptor.writeAll(bytes, as: .send, peer: peerAddress) { send($0, $1, $2, CInt(MSG_NOSIGNAL)) }
+    }
+
+    /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes).
+    /// See ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write(_ bytes: some Collection<UInt8>) async throws {
+        try await descriptor.writeAll(bytes, as: .send, peer: peerAddress) { send($0, $1, $2, CInt(MSG_NOSIGNAL)) }
+    }
+
+    /// Writes all of several buffers, in order, with as few syscalls as the socket
+    /// allows (a gathered write). The corresponding C function is `sendmsg(2)`.
+    ///
+    /// - Throws: as ``write(_:)-(UnsafeRawBufferPointer)``.
+    public func write(gathering buffers: [UnsafeRawBufferPointer]) async throws {
+        var first = 0
+        var offset = 0
+        let limit = min(buffers.count, 1_024)
+        while first < buffers.count {
+            let (start, skip) = (first, offset)
+            let sent = try await descriptor.perform(.writable, as: .send, address: peerAddress) { (fd) throws(Errno) in
+                try withUnsafeTemporaryAllocation(of: iovec.self, capacity: limit) { (vectors) throws(Errno) in
+                    let count = min(buffers.count - start, limit)
+                    for index in 0..<count {
+                        let buffer = buffers[start + index]
+                        let skipped = index == 0 ? skip : 0
+                        vectors[index] = iovec(
+                            iov_base: UnsafeMutableRawPointer(mutating: buffer.baseAddress.map { $0 + skipped }),
+                            iov_len: buffer.count - skipped)
+                    }
+                    var message = msghdr()
+                    message.msg_iov = vectors.baseAddress
+                    message.msg_iovlen = count
+                    return try valueOrErrno { sendmsg(fd, &message, CInt(MSG_NOSIGNAL)) }
+                }
+            }
+            // Advance past what was sent: whole buffers, then into the next one.
+            var remaining = sent
+            while first < buffers.count, remaining >= buffers[first].count - offset {
+                remaining -= buffers[first].count - offset
+                first += 1
+                offset = 0
+            }
+            offset += remaining
+        }
+    }
+
+    /// Ends one or both directions of the connection; see ``ShutdownDirection``.
+    /// The corresponding C function is `shutdown(2)`.
+    ///
+    /// - Throws: ``IOError`` with operation `.shutdown` (`Errno.notConnected` if the peer
+    ///   is already gone).
+    public func shutdown(_ direction: ShutdownDirection) throws {
+        let how: CInt =
+            switch direction {
+            case .reading: CInt(SHUT_RD)
+            case .writing: CInt(SHUT_WR)
+            case .both: CInt(SHUT_RDWR)
+            }
+        do {
+            _ = try valueOrErrno { shutdownSocket(descriptor.fileDescriptor.rawValue, how) }
+        } catch {
+            throw IOError(.shutdown, error, address: peerAddress)
+        }
+    }
+}
+
+/// `shutdown(2)`, which the method of the same name hides inside the extension.
+private func shutdownSocket(_ fd: CInt, _ how: CInt) -> CInt { shutdown(fd, how) }
