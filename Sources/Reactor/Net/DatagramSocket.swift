@@ -1,0 +1,301 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import SystemPackage
+
+/// A socket that sends and receives whole datagrams, each with its own address: a
+/// ``UDPSocket`` or a ``UnixDatagramSocket``.
+///
+/// A datagram arrives whole or not at all. A receive into a buffer smaller than the
+/// datagram keeps its start, drops the rest, and says so in `isTruncated`: truncation is
+/// reported, never silent. Sends never raise `SIGPIPE`.
+///
+/// After ``connect(to:)`` the socket has a default destination, and receives only from
+/// it; sends may then leave out the address.
+///
+/// One task may receive while another sends. A second task that waits to receive (or to
+/// send) while the first still waits gets ``ReactorError/busy``.
+public protocol DatagramSocket: Socket {}
+
+/// What a receive into a caller's buffer took in: how many bytes, from whom, and whether
+/// the datagram was cut to fit.
+public struct ReceivedDatagram: Hashable, Sendable {
+    /// The bytes written at the start of the buffer.
+    public var byteCount: Int
+    /// Who sent the datagram. A datagram from an unbound Unix socket comes from the
+    /// unnamed address, `unix:`.
+    public var sender: SocketAddress
+    /// The datagram was longer than the buffer, and its end was dropped (`MSG_TRUNC`).
+    public var isTruncated: Bool
+}
+
+/// A received datagram's bytes, its sender, and whether it was cut to fit.
+public struct Datagram: Hashable, Sendable {
+    /// The bytes received: the whole datagram, or its start when ``isTruncated``.
+    public var bytes: [UInt8]
+    /// Who sent the datagram; see ``ReceivedDatagram/sender``.
+    public var sender: SocketAddress
+    /// The datagram was longer than the receive allowed, and its end was dropped.
+    public var isTruncated: Bool
+}
+
+extension DatagramSocket {
+    // MARK: One datagram
+
+    /// Sends `bytes` as one datagram, waiting while the socket's send buffer is full.
+    /// The corresponding C function is `sendto(2)`, with `MSG_NOSIGNAL`.
+    ///
+    /// - Parameters:
+    ///   - bytes: the datagram; a datagram larger than the protocol allows fails with
+    ///     `Errno.messageTooLong`.
+    ///   - destination: where to send it; nil sends to the peer set by ``connect(to:)``.
+    /// - Throws: ``IOError`` with operation `.send` and the destination (for example
+    ///   `Errno.messageTooLong`, `Errno.permissionDenied` for a broadcast address without
+    ///   ``SocketOption/broadcast``, `Errno.connectionRefused` on a connected socket whose
+    ///   peer is not there); `CancellationError`; ``ReactorError/closed``,
+    ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
+    public func send(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress? = nil) async throws {
+        try await sendDatagram(to: destination) { fd, name, length in
+            sendto(fd, bytes.baseAddress, bytes.count, CInt(MSG_NOSIGNAL), name, length)
+        }
+    }
+
+    /// Sends `bytes` (an `Array`, `ArraySlice`, or any collection of bytes; one that is
+    /// not contiguous is copied first) as one datagram. See
+    /// ``send(_:to:)-(UnsafeRawBufferPointer,_)``.
+    ///
+    /// - Parameters:
+    ///   - bytes: the datagram.
+    ///   - destination: where to send it; nil sends to the peer set by ``connect(to:)``.
+    /// - Throws: as ``send(_:to:)-(UnsafeRawBufferPointer,_)``.
+    public func send(_ bytes: some Collection<UInt8>, to destination: SocketAddress? = nil) async throws {
+        guard bytes.withContiguousStorageIfAvailable({ _ in true }) != nil else {
+            return try await send(Array(bytes), to: destination)
+        }
+        try await sendDatagram(to: destination) { fd, name, length in
+            bytes.withContiguousStorageIfAvailable {
+                sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), name, length)
+            }!
+        }
+    }
+
+    /// Receives one datagram into `buffer`, waiting until one arrives.
+    /// The corresponding C function is `recvmsg(2)`.
+    ///
+    /// - Parameter buffer: where the datagram goes. A longer datagram is cut to fit, and
+    ///   the result says so.
+    /// - Returns: the byte count, the sender, and whether the datagram was truncated.
+    /// - Throws: ``IOError`` with operation `.receive` (on a connected socket it names the
+    ///   peer, for example `Errno.connectionRefused` when an earlier send found nobody
+    ///   there); `CancellationError`; ``ReactorError/closed``,
+    ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) async throws -> ReceivedDatagram {
+        try await receiveDatagram { (fd) throws(Errno) in try receiveMessage(fd, into: buffer) }
+    }
+
+    /// Receives one datagram of at most `maximumCount` bytes into a new array.
+    /// See ``receive(into:)``.
+    ///
+    /// - Parameter maximumCount: the longest datagram kept whole; a longer one is cut to
+    ///   this size, and the result says so. 65,536 holds any UDP datagram.
+    /// - Returns: the bytes, the sender, and whether the datagram was truncated.
+    /// - Throws: as ``receive(into:)``.
+    public func receive(upTo maximumCount: Int) async throws -> Datagram {
+        var bytes = [UInt8](repeating: 0, count: maximumCount)
+        let received = try await receiveDatagram { (fd) throws(Errno) in
+            // Array's withUnsafeMutableBytes throws untyped errors: carry the Errno out in a Result.
+            try bytes.withUnsafeMutableBytes { buffer in
+                Result { () throws(Errno) in try receiveMessage(fd, into: buffer) }
+            }.get()
+        }
+        bytes.removeSubrange(received.byteCount...)
+        return Datagram(bytes: bytes, sender: received.sender, isTruncated: received.isTruncated)
+    }
+
+    // MARK: Batches
+
+    /// Sends every datagram of `batch`, in order, with as few syscalls as the socket
+    /// allows: one for the whole batch unless its send buffer fills.
+    /// The corresponding C function is `sendmmsg(2)`, with `MSG_NOSIGNAL`.
+    ///
+    /// A datagram appended without a destination goes to the peer set by
+    /// ``connect(to:)``.
+    ///
+    /// - Parameter batch: the datagrams; see ``DatagramBatch/append(_:to:)``. It is left
+    ///   as it was.
+    /// - Throws: as ``send(_:to:)-(UnsafeRawBufferPointer,_)``, at the first datagram that
+    ///   fails: the error names its destination, and the datagrams before it were sent.
+    public func send(batch: borrowing DatagramBatch) async throws {
+        let headers = batch.headers
+        let total = batch.count
+        var sent = 0
+        while sent < total {
+            let first = sent
+            do {
+                // sendmmsg reports an error only when the first datagram of the call fails;
+                // after a partial send, the next call starts at the one that stopped it.
+                sent += try await descriptor.perform(.writable, as: .send) { (fd) throws(Errno) in
+                    Int(try valueOrErrno {
+                        sendMultipleMessages(fd, headers + first, count: CUnsignedInt(total - first), flags: CInt(MSG_NOSIGNAL))
+                    })
+                }
+            } catch let error as IOError {
+                throw naming(batch.address(at: first), in: error)
+            }
+        }
+    }
+
+    /// Replaces the contents of `batch` with the datagrams that are waiting, as many as
+    /// it holds, waiting until at least one arrives. The corresponding C function is
+    /// `recvmmsg(2)`.
+    ///
+    /// Afterwards ``DatagramBatch/count`` says how many arrived; for each,
+    /// ``DatagramBatch/withBytes(at:_:)``, ``DatagramBatch/address(at:)`` (the sender)
+    /// and ``DatagramBatch/isTruncated(at:)`` describe it. A datagram longer than
+    /// ``DatagramBatch/datagramSize`` is cut to fit.
+    ///
+    /// - Parameter batch: where the datagrams go; what it held is dropped.
+    /// - Throws: as ``receive(into:)``; the batch is then empty.
+    public func receive(batch: inout DatagramBatch) async throws {
+        batch.prepareToReceive()
+        let headers = batch.headers
+        let capacity = CUnsignedInt(batch.capacity)
+        let received: Int
+        do {
+            // A batch that comes back short suggests the queue is empty, yet readiness is
+            // cleared only by EAGAIN: a recvmmsg(2) that stops short on an error leaves the
+            // error in SO_ERROR without a new event, and a receiver parked on cleared
+            // readiness would never see it.
+            received = try await descriptor.perform(.readable, as: .receive) { (fd) throws(Errno) in
+                Int(try valueOrErrno { receiveMultipleMessages(fd, headers, count: capacity) })
+            }
+        } catch let error as IOError {
+            throw naming(nil, in: error)
+        }
+        batch.finishReceiving(count: received)
+    }
+
+    // MARK: Connecting
+
+    /// Sets the peer that sends without an address go to, and from now on receives
+    /// datagrams from that peer only. The corresponding C function is `connect(2)`.
+    ///
+    /// No packet is exchanged: a missing peer shows up later, as `Errno.connectionRefused`
+    /// from a send or receive. Connecting again replaces the peer.
+    ///
+    /// - Parameter peer: the peer's address.
+    /// - Throws: ``IOError`` with operation `.connect` and `peer` (for example
+    ///   `Errno.addressFamilyNotSupported`, or `Errno.noSuchFileOrDirectory` for a Unix
+    ///   path nobody is bound to).
+    public func connect(to peer: SocketAddress) throws {
+        let completed = try SocketCalls.startConnect(descriptor.fileDescriptor.rawValue, to: peer)
+        precondition(completed, "a datagram socket's connect(2) never goes on in the background")
+    }
+
+    // MARK: The operations
+
+    /// Sends one datagram through `call`, which gets the descriptor and the C
+    /// destination (nil and 0 when there is none) and returns what the syscall returned.
+    private func sendDatagram(
+        to destination: SocketAddress?,
+        _ call: (CInt, UnsafePointer<sockaddr>?, socklen_t) -> Int
+    ) async throws {
+        guard let destination else {
+            do {
+                _ = try await descriptor.perform(.writable, as: .send) { (fd) throws(Errno) in
+                    try valueOrErrno { call(fd, nil, 0) }
+                }
+            } catch let error as IOError {
+                throw naming(nil, in: error)
+            }
+            return
+        }
+        // A datagram goes whole or not at all, so the count sent needs no checking.
+        _ = try await descriptor.perform(.writable, as: .send, address: destination) { (fd) throws(Errno) in
+            try destination.withSockAddr { (name, length) throws(Errno) in try valueOrErrno { call(fd, name, length) } }
+        }
+    }
+
+    /// Receives one datagram through `attempt`. A datagram says nothing of what else
+    /// waits, so readiness is cleared only by `EAGAIN`.
+    private func receiveDatagram(
+        _ attempt: (CInt) throws(Errno) -> ReceivedDatagram
+    ) async throws -> ReceivedDatagram {
+        do {
+            return try await descriptor.perform(.readable, as: .receive, attempt)
+        } catch let error as IOError {
+            throw naming(nil, in: error)
+        }
+    }
+
+    /// `error`, naming `address`, or the connected peer when `address` is nil.
+    ///
+    /// The peer is looked up only on failure: ``connect(to:)`` may change it at any time,
+    /// so no copy of it is kept. An unconnected socket has none (`ENOTCONN`), and the
+    /// error then names no address.
+    private func naming(_ address: SocketAddress?, in error: IOError) -> IOError {
+        guard error.address == nil else { return error }
+        let concerned = address ?? (try? SocketCalls.address(of: descriptor.fileDescriptor.rawValue, peer: true))
+        return IOError(error.operation, error.errno, address: concerned)
+    }
+}
+
+/// One `recvmsg(2)` into `buffer`, with the sender and `MSG_TRUNC` read back from the
+/// message header. Nothing is allocated: the header and the address live on the stack.
+private func receiveMessage(_ fd: CInt, into buffer: UnsafeMutableRawBufferPointer) throws(Errno) -> ReceivedDatagram {
+    var name = sockaddr_storage()
+    var vector = iovec(iov_base: buffer.baseAddress, iov_len: buffer.count)
+    return try withUnsafeMutablePointer(to: &name) { (name) throws(Errno) in
+        try withUnsafeMutablePointer(to: &vector) { (vector) throws(Errno) in
+            var message = msghdr(
+                msg_name: name, msg_namelen: socklen_t(MemoryLayout<sockaddr_storage>.size),
+                msg_iov: vector, msg_iovlen: 1, msg_control: nil, msg_controllen: 0, msg_flags: 0)
+            let count = try valueOrErrno { recvmsg(fd, &message, 0) }
+            return ReceivedDatagram(
+                byteCount: count,
+                sender: SocketAddress(receivedFrom: UnsafeRawBufferPointer(start: name, count: Int(message.msg_namelen))),
+                isTruncated: message.msg_flags & CInt(MSG_TRUNC) != 0)
+        }
+    }
+}
+
+extension SocketAddress {
+    /// The sender's address that `recvmsg(2)` or `recvmmsg(2)` wrote.
+    init(receivedFrom bytes: UnsafeRawBufferPointer) {
+        // Linux writes no address at all (length 0) for a datagram from an unbound Unix
+        // socket: that sender is the unnamed address.
+        guard !bytes.isEmpty else {
+            // An empty path is neither too long nor holds a NUL.
+            self = try! .unix(path: "")
+            return
+        }
+        do {
+            try self.init(bytes: bytes)
+        } catch {
+            // The kernel writes an address of the socket's own family, which is IPv4,
+            // IPv6 or Unix: anything else is a bug here.
+            preconditionFailure("recvmsg(2) wrote an address that cannot be read: \(error)")
+        }
+    }
+}
+
+extension SocketCalls {
+    /// A new datagram socket of `family`, prepared by `configure`, bound to `address`
+    /// when there is one, and registered on `loop`. Nothing stays open if a step fails.
+    static func datagramSocket(
+        _ family: SocketAddress.Family, boundTo address: SocketAddress?, on loop: EventLoop?,
+        configure: (CInt) throws -> Void = { _ in }
+    ) throws -> AsyncFD {
+        let fd = try socket(family, type: CInt(SOCK_DGRAM.rawValue), address: address)
+        do {
+            try configure(fd)
+            if let address { try bind(fd, to: address) }
+            return try AsyncFD(FileDescriptor(rawValue: fd), on: loop)
+        } catch {
+            discard(fd)
+            throw error
+        }
+    }
+}
