@@ -20,6 +20,16 @@ int creactor_accept(int fd, struct sockaddr *address, uint32_t *length) {
     return accept4(fd, address, (socklen_t *)length, SOCK_CLOEXEC | SOCK_NONBLOCK);
 }
 
+int creactor_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof credentials;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == -1) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
 void creactor_set_thread_name(const char *name) {
     pthread_setname_np(pthread_self(), name);
 }

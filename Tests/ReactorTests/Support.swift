@@ -1,5 +1,6 @@
 import Glibc
 import Synchronization
+import SystemPackage
 import Testing
 
 @testable import Reactor
@@ -96,4 +97,37 @@ final class Recorder<Element: Sendable>: Sendable {
     private let storage = Locked<[Element]>([])
     func append(_ element: Element) { storage.withLock { $0.append(element) } }
     var elements: [Element] { storage.withLock { $0 } }
+}
+
+/// A directory under `/tmp` for socket files, removed with everything in it by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/reactor-test-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw IOError(.create, Errno(rawValue: errno))
+        }
+        path = String(cString: made)
+    }
+
+    func address(_ name: String) throws -> SocketAddress {
+        try .unix(path: "\(path)/\(name)")
+    }
+
+    func exists(_ name: String) -> Bool {
+        var status = stat()
+        return lstat("\(path)/\(name)", &status) == 0
+    }
+
+    func remove() {
+        if let directory = opendir(path) {
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { unlink("\(path)/\(name)") }
+            }
+            closedir(directory)
+        }
+        rmdir(path)
+    }
 }

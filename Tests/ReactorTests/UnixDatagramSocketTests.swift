@@ -4,39 +4,6 @@ import Testing
 
 @testable import Reactor
 
-/// A directory under `/tmp` for socket files, removed with everything in it by `remove()`.
-private struct TemporaryDirectory {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/reactor-dgram-XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw IOError(.create, Errno(rawValue: errno))
-        }
-        path = String(cString: made)
-    }
-
-    func address(_ name: String) throws -> SocketAddress {
-        try .unix(path: "\(path)/\(name)")
-    }
-
-    func exists(_ name: String) -> Bool {
-        var status = stat()
-        return lstat("\(path)/\(name)", &status) == 0
-    }
-
-    func remove() {
-        if let directory = opendir(path) {
-            while let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name != "." && name != ".." { unlink("\(path)/\(name)") }
-            }
-            closedir(directory)
-        }
-        rmdir(path)
-    }
-}
-
 /// Sends 2,000 numbered datagrams in batches until the sender waits on a full queue, then
 /// receives them all and checks that they arrived in order.
 private func expectBackpressure(

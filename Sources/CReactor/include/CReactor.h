@@ -79,6 +79,10 @@ struct sockaddr;
 /// `accept4(fd, address, length, SOCK_CLOEXEC | SOCK_NONBLOCK)`; `length` is a `socklen_t`.
 int creactor_accept(int fd, struct sockaddr *address, uint32_t *length);
 
+/// The process, user and group of a Unix socket's peer (`SO_PEERCRED`). Returns 0,
+/// or -1 with errno set.
+int creactor_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid);
+
 /// Names the calling thread (at most 15 bytes are kept).
 void creactor_set_thread_name(const char *name);
 

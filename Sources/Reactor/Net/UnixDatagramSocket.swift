@@ -54,7 +54,7 @@ public final class UnixDatagramSocket: DatagramSocket {
     public static func bind(
         to address: SocketAddress, removingStaleFile: Bool = false, on loop: EventLoop? = nil
     ) throws -> UnixDatagramSocket {
-        if removingStaleFile, let path = address.path { try removeStaleFile(at: path, address: address) }
+        if removingStaleFile { try SocketCalls.removeStaleUnixSocket(at: address, type: CInt(SOCK_DGRAM.rawValue)) }
         return UnixDatagramSocket(try SocketCalls.datagramSocket(.unix, boundTo: address, on: loop))
     }
 
@@ -80,49 +80,7 @@ public final class UnixDatagramSocket: DatagramSocket {
     ///   or `.register`; ``ReactorError/loopShutDown``. The corresponding C function is
     ///   `socketpair(2)`, with `SOCK_NONBLOCK | SOCK_CLOEXEC`.
     public static func pair(on loop: EventLoop? = nil) throws -> (UnixDatagramSocket, UnixDatagramSocket) {
-        var ends: (CInt, CInt) = (-1, -1)
-        let type = CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
-        let result = withUnsafeMutableBytes(of: &ends) { buffer in
-            socketpair(AF_UNIX, type, 0, buffer.baseAddress!.assumingMemoryBound(to: CInt.self))
-        }
-        guard result == 0 else { throw IOError(.create, Errno(rawValue: errno)) }
-        let first: AsyncFD
-        do {
-            first = try AsyncFD(FileDescriptor(rawValue: ends.0), on: loop)
-        } catch {
-            SocketCalls.discard(ends.0)
-            SocketCalls.discard(ends.1)
-            throw error
-        }
-        do {
-            let second = try AsyncFD(FileDescriptor(rawValue: ends.1), on: first.eventLoop)
-            return (UnixDatagramSocket(first), UnixDatagramSocket(second))
-        } catch {
-            SocketCalls.discard(ends.1)
-            try? first.close()
-            throw error
-        }
-    }
-
-    /// Removes the socket file at `path` if nothing answers on it any more.
-    ///
-    /// A probe connects to it: `ECONNREFUSED` means no socket is bound there. Anything
-    /// else (it answers, it is not a socket, it is not there) leaves the path alone, and
-    /// `bind(2)` then says what is wrong with it.
-    private static func removeStaleFile(at path: String, address: SocketAddress) throws {
-        var status = stat()
-        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return }
-        let probe = try SocketCalls.socket(.unix, type: CInt(SOCK_DGRAM.rawValue), address: address)
-        defer { SocketCalls.discard(probe) }
-        do {
-            _ = try SocketCalls.startConnect(probe, to: address)
-            return
-        } catch where error.errno == .connectionRefused {
-            // ENOENT: another process removed it first, which is what was wanted.
-            guard unlink(path) == -1, errno != ENOENT else { return }
-            throw IOError(.bind, Errno(rawValue: errno), address: address)
-        } catch {
-            return
-        }
+        let (first, second) = try SocketCalls.pair(type: CInt(SOCK_DGRAM.rawValue), on: loop)
+        return (UnixDatagramSocket(first), UnixDatagramSocket(second))
     }
 }
