@@ -1,3 +1,4 @@
+import CReactor
 import Glibc
 import SystemPackage
 import Testing
@@ -328,4 +329,33 @@ private func withUnsafeBuffers<Result>(
     }
     defer { copies.forEach { $0.deallocate() } }
     return try await body(copies.map { UnsafeRawBufferPointer($0) })
+}
+
+extension ReactorTests.TCPTests {
+    @Test("accept backs off on EMFILE without spinning, and recovers when descriptors free up", arguments: BackendKind.availableHere)
+    func acceptBackOff(backend: BackendKind) async throws {
+        try await withLoop(backend) { loop in
+            let listener = try TCPListener.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
+            let client = try await onLoop(loop) { try await TCPStream.connect(to: try listener.localAddress) }
+            let attempts = Counter()
+            let (accepted, elapsed) = try await onLoop(loop) { () -> (AsyncFD, Duration) in
+                let start = ContinuousClock.now
+                // The process is out of descriptors for the first five attempts.
+                let (accepted, _) = try await listener.descriptor.acceptConnection(on: nil) { fd, address, length in
+                    attempts.increment()
+                    if attempts.value <= 5 {
+                        errno = EMFILE
+                        return -1
+                    }
+                    return creactor_accept(fd, address, length)
+                }
+                return (accepted, start.duration(to: .now))
+            }
+            #expect(attempts.value == 6, "one attempt per back-off step, no spinning")
+            #expect(elapsed >= .milliseconds(10 + 20 + 40 + 80 + 160), "waits 10 ms, doubling")
+            try accepted.close()
+            try client.close()
+            try listener.close()
+        }
+    }
 }

@@ -144,9 +144,14 @@ private final class ConnectionSlots: Sendable {
 }
 
 extension AsyncFD {
-    /// Accepts one connection with `accept4(2)`, backing off on descriptor or memory
-    /// exhaustion (DESIGN §3.5), and registers it on `loop`.
-    func acceptConnection(on loop: EventLoop?) async throws -> (AsyncFD, SocketAddress) {
+    /// `accept4(2)` with `SOCK_CLOEXEC | SOCK_NONBLOCK`, replaceable so tests can force errors.
+    typealias AcceptCall = (_ listener: CInt, _ address: UnsafeMutablePointer<sockaddr>, _ length: UnsafeMutablePointer<socklen_t>) -> CInt
+
+    /// Accepts one connection, backing off on descriptor or memory exhaustion (DESIGN
+    /// §3.5), and registers it on `loop`.
+    func acceptConnection(
+        on loop: EventLoop?, using call: AcceptCall = { creactor_accept($0, $1, $2) }
+    ) async throws -> (AsyncFD, SocketAddress) {
         var backoff = Duration.milliseconds(10)
         while true {
             var storage = sockaddr_storage()
@@ -156,7 +161,7 @@ extension AsyncFD {
                 fd = try await perform(.readable, as: .accept) { (listener) throws(Errno) in
                     try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) in
                         try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(Errno) in
-                            try valueOrErrno { creactor_accept(listener, address, &length) }
+                            try valueOrErrno { call(listener, address, &length) }
                         }
                     }
                 }
