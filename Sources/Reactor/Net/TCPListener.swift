@@ -20,6 +20,7 @@ import SystemPackage
 /// Accepting, ``StreamListener/connections`` and ``StreamListener/serve(on:maxConnections:_:)``
 /// come from ``StreamListener``.
 public final class TCPListener: StreamListener {
+    /// The registered socket.
     public let descriptor: AsyncFD
 
     init(descriptor: AsyncFD) {

@@ -17,7 +17,9 @@ import SystemPackage
 /// Reading, writing and shutting down come from ``StreamSocket``; options such as
 /// ``SocketOption/noDelay`` from ``Socket``.
 public final class TCPStream: StreamSocket {
+    /// The registered socket.
     public let descriptor: AsyncFD
+    /// The address of the other end, as it was when the connection was made.
     public let peerAddress: SocketAddress
 
     init(descriptor: AsyncFD, peerAddress: SocketAddress) {

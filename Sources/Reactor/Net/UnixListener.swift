@@ -11,6 +11,7 @@ import SystemPackage
 /// come from ``StreamListener``. A path-bound listener leaves its socket file behind
 /// when closed, as the kernel does; bind with `removingStaleFile: true` to take it over.
 public final class UnixListener: StreamListener {
+    /// The registered socket.
     public let descriptor: AsyncFD
 
     init(descriptor: AsyncFD) {
