@@ -175,6 +175,27 @@ extension ReactorTests {
             }
         }
 
+        @Test("closing from another thread while the loop sleeps releases the socket at once", arguments: BackendKind.availableHere)
+        func closeWhileLoopSleeps(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                let (local, peer) = try makeSocketPair()
+                let source = try AsyncFD(FileDescriptor(rawValue: local), on: loop)
+                // A read that parks and is cancelled leaves the descriptor armed in the backend.
+                let reader = Task(executorPreference: loop) { _ = try await source.readable() }
+                try await waitUntil { source.io.reader.isWaiting }
+                reader.cancel()
+                _ = await reader.result
+                // The loop is asleep now; close from this thread, which is not the loop's.
+                try source.close()
+                // The peer sees end-of-file within 10 s, not whenever the loop next wakes.
+                var watch = pollfd(fd: peer, events: Int16(POLLIN), revents: 0)
+                #expect(poll(&watch, 1, 10_000) == 1)
+                var byte: UInt8 = 0
+                #expect(recv(peer, &byte, 1, CInt(MSG_DONTWAIT)) == 0)
+                close(peer)
+            }
+        }
+
         @Test("epoll refuses a regular file: a typed error, and the descriptor stays open")
         func regularFile() async throws {
             try await withLoop(.epoll) { loop in

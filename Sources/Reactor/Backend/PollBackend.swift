@@ -50,7 +50,9 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     func deregister(_ fd: CInt, token: Token) throws(Errno) {
-        try registrations.withLock { (registrations) throws(Errno) in
+        // A `poll` in progress holds a reference to every descriptor it watches, so a
+        // socket closed now would stay open (no FIN sent) until that call returned: wake it.
+        let mustWake = try registrations.withLock { (registrations) throws(Errno) -> Bool in
             guard let position = registrations.positions.removeValue(forKey: fd) else {
                 throw .noSuchFileOrDirectory
             }
@@ -64,7 +66,9 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
             registrations.descriptors.removeLast()
             registrations.tokens.removeLast()
             registrations.armed.removeLast()
+            return registrations.polling
         }
+        if mustWake { wake() }
     }
 
     func arm(_ fd: CInt, token: Token, interest: Readiness) {
