@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "Reactor", targets: ["Reactor"]),
+        .library(name: "ReactorServers", targets: ["ReactorServers"]),
         .executable(name: "reactor", targets: ["reactor"]),
     ],
     dependencies: [
@@ -23,14 +24,16 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        .target(name: "ReactorServers", dependencies: ["Reactor"]),
         .executableTarget(
             name: "reactor",
             dependencies: [
                 "Reactor",
+                "ReactorServers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "CReactor"]),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "ReactorServers", "CReactor"]),
     ],
     swiftLanguageModes: [.v6]
 )
