@@ -5,8 +5,8 @@ import Reactor
 struct ReactorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reactor",
-        abstract: "Reactor's command-line tool: benchmarks and diagnostics of the event loop.",
-        subcommands: [Bench.self, Backends.self]
+        abstract: "Reactor's command-line tool: example servers, benchmarks and diagnostics of the event loop.",
+        subcommands: [EchoCommand.self, HTTPCommand.self, Bench.self, Backends.self]
     )
 }
 

@@ -3,8 +3,9 @@ import Reactor
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure the event loop on loopback and in memory.",
-        subcommands: [PipePingPong.self, TimerChurn.self, CrossThreadWakeUp.self]
+        abstract: "Measure Reactor: a loopback echo server and its clients (the default), and the event loop's core.",
+        subcommands: [EchoBench.self, PipePingPong.self, TimerChurn.self, CrossThreadWakeUp.self],
+        defaultSubcommand: EchoBench.self
     )
 }
 
