@@ -1,0 +1,331 @@
+// bench-runner: builds the peers, runs Reactor's servers and the peers' alternately, pinned, for
+// several rounds, and writes Benchmarks/RESULTS.md and Benchmarks/results.svg.
+//
+//   cd Benchmarks && swift run -c release bench-runner [--quick] [options]
+//
+// The method is ../shared/BENCHMARKS.md's: the server on CPU 1, the load generator on CPU 0
+// ("split") or also on CPU 1 ("shared"); every server once per round, the order rotated each round;
+// medians and min–max over the rounds; the server's CPU time read from /proc/PID/stat around each
+// measured window, so "messages per server CPU-second" holds whoever saturated first.
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Options {
+    var quick = false
+    var rounds = 3
+    var warmup = 1.0
+    var duration = 5.0
+    var build = true
+    var buildReactor = true
+    var reactor = true
+    var arguments: [String] = []
+
+    static let usage = """
+        usage: bench-runner [--quick] [--rounds N] [--duration SECONDS] [--warmup SECONDS]
+                            [--no-build] [--no-reactor-build] [--no-reactor]
+          --quick             1 round, 1-second runs, fewer figures (under 3 minutes)
+          --rounds N          rounds of every server per figure (default 3)
+          --duration S        measured seconds per run (default 5)
+          --warmup S          warm-up seconds before each echo run (default 1)
+          --no-build          use the programs already built (the C peers are still compiled)
+          --no-reactor-build  do not build the main package; use its release `reactor` if present
+          --no-reactor        measure the peers only
+        """
+
+    init(_ arguments: [String]) {
+        self.arguments = arguments
+        var iterator = arguments.makeIterator()
+        func value(_ name: String) -> Double {
+            guard let text = iterator.next(), let number = Double(text), number > 0 else {
+                fail("\(name) needs a positive number\n\(Options.usage)")
+            }
+            return number
+        }
+        var explicitRounds: Int?, explicitDuration: Double?, explicitWarmup: Double?
+        while let argument = iterator.next() {
+            switch argument {
+            case "--quick": quick = true
+            case "--rounds": explicitRounds = Int(value(argument))
+            case "--duration": explicitDuration = value(argument)
+            case "--warmup": explicitWarmup = value(argument)
+            case "--no-build": build = false
+            case "--no-reactor-build": buildReactor = false
+            case "--no-reactor": reactor = false
+            case "-h", "--help": print(Options.usage); exit(0)
+            default: fail("unknown option \(argument)\n\(Options.usage)")
+            }
+        }
+        if quick { (rounds, warmup, duration) = (1, 0.5, 1) }
+        rounds = explicitRounds ?? rounds
+        duration = explicitDuration ?? duration
+        warmup = explicitWarmup ?? warmup
+    }
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("bench-runner: \(message)\n".utf8))
+    exit(1)
+}
+
+func log(_ message: String) {
+    print(message)
+    fflush(nil)
+}
+
+// MARK: - Paths
+
+enum Paths {
+    /// Benchmarks/, found from this file's path so the runner works from any directory.
+    static let benchmarks = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repositoryRoot = URL(fileURLWithPath: benchmarks).deletingLastPathComponent().path
+    static let peers = "\(benchmarks)/.build-peers"
+    static let logs = "\(peers)/logs"
+}
+
+// MARK: - Building
+
+/// Compiles the C peers, the load generator and the malloc counter into .build-peers/.
+func buildPeers() {
+    try? FileManager.default.createDirectory(atPath: Paths.logs, withIntermediateDirectories: true)
+    let jobs: [(String, [String])] = [
+        ("epoll_echo", ["Peers/epoll_echo.c"]),
+        ("epoll_http", ["Peers/epoll_http.c"]),
+        ("loadgen", ["LoadGenerator/loadgen.c"]),
+    ]
+    for (name, sources) in jobs {
+        let (status, output) = capture(["cc", "-O2", "-Wall", "-o", "\(Paths.peers)/\(name)"] + sources,
+                                       directory: Paths.benchmarks)
+        if status != 0 { fail("cc \(name) failed:\n\(output)") }
+    }
+    let (status, output) = capture(["cc", "-O2", "-Wall", "-shared", "-fPIC", "-o",
+                                    "\(Paths.peers)/libmalloc_counter.so", "MallocCounter/malloc_counter.c", "-ldl"],
+                                   directory: Paths.benchmarks)
+    if status != 0 { fail("cc malloc_counter failed:\n\(output)") }
+}
+
+/// Builds (unless told not to) and locates the SwiftNIO peers of this package.
+func swiftPeersBinPath(build: Bool) -> String {
+    let package = ["--package-path", Paths.benchmarks, "--scratch-path", "\(Paths.benchmarks)/.build"]
+    if build {
+        for product in ["nio-echo", "nio-http"] {
+            log("building \(product) (swift build -c release)…")
+            let (status, output) = capture(["swift", "build", "-c", "release", "--product", product] + package)
+            if status != 0 { fail("swift build --product \(product) failed:\n\(output.suffix(3000))") }
+        }
+    }
+    let (status, output) = capture(["swift", "build", "-c", "release", "--show-bin-path"] + package)
+    let path = output.trimmingCharacters(in: .whitespacesAndNewlines)
+    if status != 0 { fail("swift build --show-bin-path failed: \(output)") }
+    for product in ["nio-echo", "nio-http"] where !FileManager.default.isExecutableFile(atPath: "\(path)/\(product)") {
+        fail("\(path)/\(product) is missing: run without --no-build")
+    }
+    return path
+}
+
+/// Builds the main package's `reactor` executable (unless told not to) and asks it which servers
+/// and backends it has. Every shortfall is noted rather than fatal: the peers run without it.
+func findReactor(options: Options) -> ReactorAvailability {
+    var found = ReactorAvailability()
+    guard options.reactor else {
+        found.notes.append("Reactor was left out (`--no-reactor`).")
+        return found
+    }
+    let package = ["--package-path", Paths.repositoryRoot]
+    if options.build && options.buildReactor {
+        log("building reactor (swift build -c release at the repository root)…")
+        let (status, output) = capture(["swift", "build", "-c", "release", "--product", "reactor"] + package)
+        if status != 0 {
+            found.notes.append("`swift build -c release --product reactor` failed; an earlier build was used if present.")
+            try? output.write(toFile: "\(Paths.logs)/reactor-build.log", atomically: true, encoding: .utf8)
+        }
+    }
+    let (status, output) = capture(["swift", "build", "-c", "release", "--show-bin-path"] + package)
+    let binary = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/reactor"
+    guard status == 0, FileManager.default.isExecutableFile(atPath: binary) else {
+        found.notes.append("No release `reactor` binary was found at the repository root.")
+        return found
+    }
+    found.binary = binary
+    // ArgumentParser answers `reactor unknown --help` with the root's help and status 0, so the
+    // subcommand's own usage line must be there too.
+    func offers(_ subcommand: String) -> Bool {
+        let (status, help) = capture([binary, subcommand, "--help"], timeout: 20)
+        return status == 0 && help.contains("reactor \(subcommand)") && help.contains("--port")
+            && help.contains("--backend") && help.contains("--loops")
+    }
+    found.echo = offers("echo")
+    found.http = offers("http")
+    if !found.echo { found.notes.append("`reactor echo --help` failed: Reactor's echo server is not available yet.") }
+    if !found.http { found.notes.append("`reactor http --help` failed: Reactor's HTTP server is not available yet.") }
+    let listed = capture([binary, "backends"], timeout: 20)
+    let available = listed.output.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+    found.backends = ["epoll", "poll"].filter { available.contains($0) }
+    if found.backends.isEmpty {
+        found.notes.append("`reactor backends` listed neither epoll nor poll.")
+    }
+    return found
+}
+
+// MARK: - Figures
+
+/// A figure measured over rounds.
+struct EchoFigure {
+    let id: String
+    let title: String
+    let connections: Int
+    let size: Int
+    let loadgenCPU: Int
+    let full: Bool  // only in the full run
+}
+
+let echoFigures = [
+    EchoFigure(id: "shared-1", title: "Echo 64 B, 1 connection, shared CPU (server and load on CPU 1)",
+               connections: 1, size: 64, loadgenCPU: 1, full: false),
+    EchoFigure(id: "split-64", title: "Echo 64 B, 64 connections, split (server CPU 1, load CPU 0)",
+               connections: 64, size: 64, loadgenCPU: 0, full: false),
+    EchoFigure(id: "split-1000", title: "Echo 64 B, 1,000 connections, split",
+               connections: 1000, size: 64, loadgenCPU: 0, full: true),
+    EchoFigure(id: "stream-64k", title: "Echo 64 KiB messages, 1 connection, split (one 64 KiB write in flight)",
+               connections: 1, size: 65536, loadgenCPU: 0, full: true),
+]
+
+final class Results {
+    var echo: [String: [String: [EchoSample]]] = [:]  // figure id → server → rounds
+    var http: [String: [HTTPSample]] = [:]
+    var syscalls: [String: SyscallSample] = [:]
+    var allocations: [String: AllocationSample] = [:]
+    var failures: [String] = []
+    var echoServers: [Server] = []
+    var httpServers: [Server] = []
+}
+
+/// The servers in round `round`'s order: rotated so no server always runs first.
+func rotated(_ servers: [Server], round: Int) -> [Server] {
+    guard !servers.isEmpty else { return servers }
+    let shift = round % servers.count
+    return Array(servers[shift...] + servers[..<shift])
+}
+
+/// A new port for every server start: no TIME_WAIT or lingering listener from the previous one.
+final class PortAllocator {
+    private var next = 20_000 + Int(getpid() % 500) * 20
+    func fresh() -> Int {
+        while acceptsConnections(port: next) { next += 1 }
+        defer { next += 1 }
+        return next
+    }
+}
+
+func runAll(options: Options, programs: Programs, results: Results) {
+    let ports = PortAllocator()
+    let hasWrk = capture(["sh", "-c", "command -v wrk"]).status == 0
+    let hasStrace = capture(["sh", "-c", "command -v strace"]).status == 0
+    results.echoServers = programs.echoServers
+    results.httpServers = programs.httpServers
+
+    for figure in echoFigures where options.quick ? !figure.full : true {
+        for round in 0..<options.rounds {
+            for server in rotated(results.echoServers, round: round) {
+                log("[\(figure.id)] round \(round + 1)/\(options.rounds): \(server.name)")
+                do {
+                    let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+                    defer { running.child.stop() }
+                    let sample = try measureEcho(programs, server: running, connections: figure.connections,
+                                                 size: figure.size, warmup: options.warmup,
+                                                 duration: options.duration, loadgenCPU: figure.loadgenCPU)
+                    results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
+                    log(String(format: "    %.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
+                               sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond))
+                } catch {
+                    results.failures.append("\(figure.id), round \(round + 1), \(server.name): \(error)")
+                    log("    failed: \(error)")
+                }
+            }
+        }
+    }
+
+    if hasWrk {
+        for round in 0..<options.rounds {
+            for server in rotated(results.httpServers, round: round) {
+                log("[http] round \(round + 1)/\(options.rounds): \(server.name)")
+                do {
+                    let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+                    defer { running.child.stop() }
+                    let sample = try measureHTTP(server: running, connections: 64, duration: options.duration, cpu: 0)
+                    results.http[server.name, default: []].append(sample)
+                    log(String(format: "    %.0f req/s, %.2f µs server CPU per request, %d errors",
+                               sample.requestsPerSecond, sample.cpuMicrosecondsPerRequest, sample.errors))
+                } catch {
+                    results.failures.append("http, round \(round + 1), \(server.name): \(error)")
+                    log("    failed: \(error)")
+                }
+            }
+        }
+    } else {
+        results.failures.append("wrk is not installed (`apt-get install -y wrk`): no HTTP figures.")
+    }
+
+    if hasStrace {
+        for server in results.echoServers {
+            log("[syscalls] \(server.name)")
+            do {
+                let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+                defer { running.child.stop() }
+                let sample = try measureSyscalls(programs, server: running, connections: 64,
+                                                 duration: options.quick ? 1 : 2, loadgenCPU: 0,
+                                                 logDirectory: Paths.logs)
+                results.syscalls[server.name] = sample
+                log(String(format: "    %.2f syscalls per message", sample.perMessage))
+            } catch {
+                results.failures.append("syscalls, \(server.name): \(error)")
+                log("    failed: \(error)")
+            }
+        }
+    } else {
+        results.failures.append("strace is not installed: no syscall counts.")
+    }
+
+    for server in results.echoServers {
+        log("[allocations] \(server.name)")
+        let counterFile = "\(Paths.logs)/malloc-count-\(server.name.lowercased().replacingOccurrences(of: " ", with: "-"))"
+        do {
+            let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs,
+                                    environment: ["LD_PRELOAD": programs.mallocCounter,
+                                                  "MALLOC_COUNTER_FILE": counterFile])
+            defer { running.child.stop() }
+            let sample = try measureAllocations(programs, server: running, counterFile: counterFile,
+                                                connections: 64, warmup: options.quick ? 0.5 : 1,
+                                                duration: options.quick ? 1 : 2, loadgenCPU: 0)
+            results.allocations[server.name] = sample
+            log(String(format: "    %.3f allocations per message", sample.perMessage))
+        } catch {
+            results.failures.append("allocations, \(server.name): \(error)")
+            log("    failed: \(error)")
+        }
+    }
+}
+
+// MARK: - Main
+
+let options = Options(Array(CommandLine.arguments.dropFirst()))
+let startedAt = monotonicSeconds()
+raiseOpenFileLimit()
+signal(SIGPIPE, SIG_IGN)
+log("bench-runner: \(options.quick ? "quick" : "full") run, \(options.rounds) round(s), \(options.duration) s per run")
+buildPeers()
+let swiftBin = swiftPeersBinPath(build: options.build)
+let reactor = findReactor(options: options)
+log(reactor.anyServer
+    ? "Reactor: \(reactor.binary!) (echo: \(reactor.echo), http: \(reactor.http), backends: \(reactor.backends.joined(separator: ", ")))"
+    : "Reactor's servers are not available: \(reactor.notes.joined(separator: " "))")
+let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor)
+let results = Results()
+runAll(options: options, programs: programs, results: results)
+let elapsed = monotonicSeconds() - startedAt
+writeReport(options: options, programs: programs, results: results, elapsed: elapsed,
+            directory: Paths.benchmarks)
+log("wrote \(Paths.benchmarks)/RESULTS.md and results.svg in \(Int(elapsed)) s")
