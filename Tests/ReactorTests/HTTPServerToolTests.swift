@@ -21,58 +21,19 @@ private struct Outcome {
     var output: String
 }
 
-/// Runs a program, found in `PATH` by the first of `arguments`, with an empty environment
-/// (so no proxy settings apply) and standard input from /dev/null; reads its output
-/// through a pipe registered on `loop`, then reaps it.
+/// Runs a program to its end and collects its output.
 private func run(_ arguments: [String], on loop: EventLoop) async throws -> Outcome {
-    // Both ends close-on-exec from birth, so no other child inherits them.
-    var ends: [CInt] = [-1, -1]
-    guard creactor_pipe(&ends) == 0 else { throw IOError(.create, Errno(rawValue: errno)) }
-    // The child's end blocks, as programs expect of their output.
-    _ = fcntl(ends[1], F_SETFL, fcntl(ends[1], F_GETFL) & ~O_NONBLOCK)
-
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
-    posix_spawn_file_actions_adddup2(&actions, ends[1], 2)
-    let argv = arguments.map { strdup($0) } + [nil]
-    defer { for argument in argv { free(argument) } }
-    let environment: [UnsafeMutablePointer<CChar>?] = [nil]
-    var pid = pid_t()
-    let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, argv, environment)
-    close(ends[1])
-    guard spawned == 0 else {
-        close(ends[0])
-        throw IOError(.create, Errno(rawValue: spawned))
-    }
-
-    let output = try AsyncFD(FileDescriptor(rawValue: ends[0]), on: loop)
-    var bytes: [UInt8] = []
+    let child = try ChildProcess.spawn(arguments, on: loop)
+    let bytes: [UInt8]
     do {
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            let count = try await output.whenReadable { (fd) throws(Errno) in
-                let count = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
-                if count < 0 { throw Errno(rawValue: errno) }
-                return count
-            }
-            if count == 0 { break }
-            bytes += buffer[..<count]
-        }
+        bytes = try await child.read()
     } catch {
-        try? output.close()
-        kill(pid, SIGKILL)
-        _ = waitpid(pid, nil, 0)
+        child.kill()
         throw error
     }
-    try output.close()
+    try child.output.close()
     // The pipe's end of file means the program is exiting: this wait is short.
-    var status: CInt = 0
-    while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-    let exited = status & 0x7F == 0
-    return Outcome(status: exited ? (status >> 8) & 0xFF : -1, output: String(decoding: bytes, as: UTF8.self))
+    return Outcome(status: child.reap(), output: String(decoding: bytes, as: UTF8.self))
 }
 
 /// The numbers in `line`, in order: "Socket errors: connect 0, read 2" gives [0, 2].
