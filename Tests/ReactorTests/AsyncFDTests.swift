@@ -153,7 +153,10 @@ extension ReactorTests {
                 let (local, peer) = try makeSocketPair()
                 let source = try AsyncFD(FileDescriptor(rawValue: local), on: loop)
                 let chunk = [UInt8](repeating: 7, count: 65_536)
-                while chunk.withUnsafeBytes({ send(local, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) }) > 0 {}
+                // Fill the send buffer to the last byte, so that even a one-byte write waits.
+                for size in [chunk.count, 1] {
+                    while chunk.withUnsafeBytes({ send(local, $0.baseAddress, size, CInt(MSG_NOSIGNAL)) }) > 0 {}
+                }
                 let writer = Task(executorPreference: loop) {
                     try await withTimeout(.seconds(10)) {
                         try await source.whenWritable { (fd) throws(Errno) in

@@ -58,19 +58,27 @@ func withLoop<Result: Sendable>(
     }
 }
 
-/// Yields until `condition` holds: synchronises on a state change, not on time. Gives
-/// up after a minute, far beyond any legitimate wait, so that a bug fails the test
-/// instead of hanging it.
+/// Waits until `condition` holds: synchronises on a state change, not on time. It
+/// yields at first, then looks every millisecond, so that a long wait does not keep a
+/// thread of Swift's small cooperative pool busy. Gives up after a minute, far beyond any
+/// legitimate wait, so that a bug fails the test instead of hanging it.
 func waitUntil(
     _ condition: () -> Bool, sourceLocation: SourceLocation = #_sourceLocation
 ) async throws {
     let limit = ContinuousClock.now.advanced(by: .seconds(60))
+    var looks = 0
     while !condition() {
         if ContinuousClock.now > limit {
             Issue.record("the awaited condition never held", sourceLocation: sourceLocation)
             throw CancellationError()
         }
-        await Task.yield()
+        looks += 1
+        if looks < 100 {
+            await Task.yield()
+        } else {
+            let clock = try EventLoopGroup.shared.loops[0].clock
+            try await clock.sleep(for: .milliseconds(1))
+        }
     }
 }
 
