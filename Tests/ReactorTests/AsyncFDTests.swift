@@ -157,14 +157,23 @@ extension ReactorTests {
                 for size in [chunk.count, 1] {
                     while chunk.withUnsafeBytes({ send(local, $0.baseAddress, size, CInt(MSG_NOSIGNAL)) }) > 0 {}
                 }
+                let finished = Counter()
                 let writer = Task(executorPreference: loop) {
-                    try await withTimeout(.seconds(10)) {
+                    defer { finished.increment() }
+                    return try await withTimeout(.seconds(10)) {
                         try await source.whenWritable { (fd) throws(Errno) in
                             try valueOrErrno { chunk.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, 1, CInt(MSG_NOSIGNAL)) } }
                         }
                     }
                 }
-                try await waitUntil { source.io.writer.isWaiting }
+                try await waitUntil { source.io.writer.isWaiting || finished.value > 0 }
+                if finished.value > 0 {
+                    let result = await writer.result
+                    Issue.record("the writer did not wait: \(result)")
+                    close(peer)
+                    try source.close()
+                    return
+                }
                 // The peer stops writing (a half-close our side may see as RDHUP). A job on the
                 // loop wakes it for one more wait, which reports whatever it polls for, and
                 // only then does the peer make room.
