@@ -95,7 +95,7 @@ extension ReactorTests {
                 }
                 try await waitUntil { new.reader.source.io.reader.isWaiting }
                 try await onLoop(loop) {
-                    loop.reactor.dispatch(BackendEvent(token: oldToken, readiness: [.readable, .readClosed]))
+                    loop.reactor.dispatch([BackendEvent(token: oldToken, readiness: [.readable, .readClosed])])
                 }
                 // A woken task would have been queued before this job, which runs after it.
                 try await onLoop(loop) {}
@@ -103,7 +103,7 @@ extension ReactorTests {
                 #expect(new.reader.source.io.reader.isWaiting)
 
                 try await onLoop(loop) {
-                    loop.reactor.dispatch(BackendEvent(token: newToken, readiness: [.readable]))
+                    loop.reactor.dispatch([BackendEvent(token: newToken, readiness: [.readable])])
                 }
                 try await waiting.value
                 #expect(woken.value == 1)

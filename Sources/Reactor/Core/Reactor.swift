@@ -73,22 +73,19 @@ final class Reactor: @unchecked Sendable {
         events.removeAll(keepingCapacity: true)
         try backend.wait(into: &events, timeout: timeout)
         guard !events.isEmpty else { return 0 }
-        tick &+= 1
-        let stamp = tick
-        registrations.withLock { registrations in
-            for event in events {
-                registrations.table.lookUp(event.token)?.deliver(event.readiness, tick: stamp)
-            }
-        }
+        dispatch(events)
         return events.count
     }
 
-    /// Loop thread only, for tests: dispatches an event as if the backend reported it.
-    func dispatch(_ event: BackendEvent) {
+    /// Loop thread only: wakes the waiters of one batch of events, stamped with a new
+    /// turn. Tests call it with events of their own making.
+    func dispatch(_ batch: [BackendEvent]) {
         tick &+= 1
         let stamp = tick
         registrations.withLock { registrations in
-            registrations.table.lookUp(event.token)?.deliver(event.readiness, tick: stamp)
+            for event in batch {
+                registrations.table.lookUp(event.token)?.deliver(event.readiness, tick: stamp)
+            }
         }
     }
 

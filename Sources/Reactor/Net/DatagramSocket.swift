@@ -280,22 +280,3 @@ extension SocketAddress {
         }
     }
 }
-
-extension SocketCalls {
-    /// A new datagram socket of `family`, prepared by `configure`, bound to `address`
-    /// when there is one, and registered on `loop`. Nothing stays open if a step fails.
-    static func datagramSocket(
-        _ family: SocketAddress.Family, boundTo address: SocketAddress?, on loop: EventLoop?,
-        configure: (CInt) throws -> Void = { _ in }
-    ) throws -> AsyncFD {
-        let fd = try socket(family, type: CInt(SOCK_DGRAM.rawValue), address: address)
-        do {
-            try configure(fd)
-            if let address { try bind(fd, to: address) }
-            return try AsyncFD(FileDescriptor(rawValue: fd), on: loop)
-        } catch {
-            discard(fd)
-            throw error
-        }
-    }
-}

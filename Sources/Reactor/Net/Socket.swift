@@ -134,6 +134,28 @@ enum SocketCalls {
         }
     }
 
+    /// A new socket of `family` and `type`, prepared by `configure`, bound to `address`
+    /// when there is one, listening when given a `backlog`, and registered on `loop`.
+    /// Nothing stays open if a step fails.
+    static func open(
+        _ family: SocketAddress.Family, type: CInt, boundTo address: SocketAddress?,
+        listening backlog: Int? = nil, on loop: EventLoop?,
+        configure: (CInt) throws -> Void = { _ in }
+    ) throws -> AsyncFD {
+        let fd = try socket(family, type: type, address: address)
+        do {
+            try configure(fd)
+            if let address { try bind(fd, to: address) }
+            if let backlog, let address { try listen(fd, backlog: backlog, address: address) }
+            // A listener is readable when a connection waits, and never written to.
+            let assumed: Interest = backlog == nil ? .writable : []
+            return try AsyncFD(FileDescriptor(rawValue: fd), on: loop, assuming: assumed)
+        } catch {
+            discard(fd)
+            throw error
+        }
+    }
+
     /// Closes a socket that never got registered.
     static func discard(_ fd: CInt) {
         closeDescriptor(fd)

@@ -61,6 +61,10 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible, Lossle
 
     private init(_ storage: Storage) { self.storage = storage }
 
+    /// The unnamed Unix address, `unix:`: the peer of a socketpair, or a peer the kernel
+    /// names in a family Reactor does not model.
+    static let unnamedUnix = SocketAddress(.unixPath([]))
+
     // MARK: Making addresses
 
     /// The IPv4 address `a.b.c.d` with `port`.

@@ -172,9 +172,7 @@ extension AsyncFD {
             } catch let error as IOError where error.errno == .connectionAbort {
                 continue
             }
-            // A peer the kernel names in a family Reactor does not model is reported as
-            // an unnamed Unix socket; `try!` cannot fail on that fixed text.
-            let peer = (try? SocketAddress(storage, length: length)) ?? (try! SocketAddress(parsing: "unix:"))
+            let peer = (try? SocketAddress(storage, length: length)) ?? .unnamedUnix
             do {
                 return (try AsyncFD(FileDescriptor(rawValue: fd), on: loop ?? eventLoop), peer)
             } catch {

@@ -47,18 +47,14 @@ public final class TCPListener: StreamListener {
         reusePort: Bool = false,
         on loop: EventLoop? = nil
     ) throws -> TCPListener {
-        let fd = try SocketCalls.socket(address.family, type: CInt(SOCK_STREAM.rawValue), address: address)
-        do {
+        let type = CInt(SOCK_STREAM.rawValue)
+        return TCPListener(descriptor: try SocketCalls.open(
+            address.family, type: type, boundTo: address, listening: backlog, on: loop
+        ) { fd in
             if reuseAddress { try SocketOption.reuseAddress.set(true, on: fd) }
             if reusePort { try SocketOption.reusePort.set(true, on: fd) }
             if address.family == .ipv6 { try SocketOption.ipv6Only.set(true, on: fd) }
-            try SocketCalls.bind(fd, to: address)
-            try SocketCalls.listen(fd, backlog: backlog, address: address)
-            return TCPListener(descriptor: try AsyncFD(FileDescriptor(rawValue: fd), on: loop, assuming: []))
-        } catch {
-            SocketCalls.discard(fd)
-            throw error
-        }
+        })
     }
 
     /// Waits for the next connection and registers it on `loop` (by default this

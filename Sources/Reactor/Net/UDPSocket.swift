@@ -54,7 +54,7 @@ public final class UDPSocket: DatagramSocket {
         to address: SocketAddress, reuseAddress: Bool = false, reusePort: Bool = false, on loop: EventLoop? = nil
     ) throws -> UDPSocket {
         guard address.family != .unix else { throw IOError(.bind, .addressFamilyNotSupported, address: address) }
-        let descriptor = try SocketCalls.datagramSocket(address.family, boundTo: address, on: loop) { fd in
+        let descriptor = try SocketCalls.open(address.family, type: CInt(SOCK_DGRAM.rawValue), boundTo: address, on: loop) { fd in
             if reuseAddress { try SocketOption.reuseAddress.set(true, on: fd) }
             if reusePort { try SocketOption.reusePort.set(true, on: fd) }
         }

@@ -55,7 +55,7 @@ public final class UnixDatagramSocket: DatagramSocket {
         to address: SocketAddress, removingStaleFile: Bool = false, on loop: EventLoop? = nil
     ) throws -> UnixDatagramSocket {
         if removingStaleFile { try SocketCalls.removeStaleUnixSocket(at: address, type: CInt(SOCK_DGRAM.rawValue)) }
-        return UnixDatagramSocket(try SocketCalls.datagramSocket(.unix, boundTo: address, on: loop))
+        return UnixDatagramSocket(try SocketCalls.open(.unix, type: CInt(SOCK_DGRAM.rawValue), boundTo: address, on: loop))
     }
 
     /// Makes a socket bound to no address: it can send, and receive once it has
@@ -66,7 +66,7 @@ public final class UnixDatagramSocket: DatagramSocket {
     /// - Throws: ``IOError`` with operation `.socket` or `.register`;
     ///   ``ReactorError/loopShutDown``. The corresponding C function is `socket(2)`.
     public static func unbound(on loop: EventLoop? = nil) throws -> UnixDatagramSocket {
-        UnixDatagramSocket(try SocketCalls.datagramSocket(.unix, boundTo: nil, on: loop))
+        UnixDatagramSocket(try SocketCalls.open(.unix, type: CInt(SOCK_DGRAM.rawValue), boundTo: nil, on: loop))
     }
 
     /// Makes two sockets connected to each other, both registered on one loop.

@@ -38,15 +38,7 @@ public final class UnixListener: StreamListener {
     ) throws -> UnixListener {
         let type = CInt(SOCK_STREAM.rawValue)
         if removingStaleFile { try SocketCalls.removeStaleUnixSocket(at: address, type: type) }
-        let fd = try SocketCalls.socket(.unix, type: type, address: address)
-        do {
-            try SocketCalls.bind(fd, to: address)
-            try SocketCalls.listen(fd, backlog: backlog, address: address)
-            return UnixListener(descriptor: try AsyncFD(FileDescriptor(rawValue: fd), on: loop, assuming: []))
-        } catch {
-            SocketCalls.discard(fd)
-            throw error
-        }
+        return UnixListener(descriptor: try SocketCalls.open(.unix, type: type, boundTo: address, listening: backlog, on: loop))
     }
 
     /// Waits for the next connection and registers it on `loop` (by default this

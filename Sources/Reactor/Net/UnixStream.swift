@@ -75,8 +75,7 @@ public final class UnixStream: StreamSocket {
     /// - Throws: ``IOError`` with operation `.create` or `.register`; ``ReactorError/loopShutDown``.
     public static func pair(on loop: EventLoop? = nil) throws -> (UnixStream, UnixStream) {
         let (first, second) = try SocketCalls.pair(type: CInt(SOCK_STREAM.rawValue), on: loop)
-        let unnamed = try! SocketAddress(parsing: "unix:")  // fixed text: cannot fail
-        return (UnixStream(descriptor: first, peerAddress: unnamed), UnixStream(descriptor: second, peerAddress: unnamed))
+        return (UnixStream(descriptor: first, peerAddress: .unnamedUnix), UnixStream(descriptor: second, peerAddress: .unnamedUnix))
     }
 
     /// The process, user and group on the other end, as the kernel recorded them when
