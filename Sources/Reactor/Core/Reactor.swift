@@ -63,9 +63,6 @@ final class Reactor: @unchecked Sendable {
         backend.arm(io.descriptor, token: io.token, interest: interest)
     }
 
-    /// The number of live registrations.
-    var count: Int { registrations.withLock { $0.table.count } }
-
     /// Loop thread only: waits up to `timeout` and wakes the waiters of what happened.
     /// Returns the number of events dispatched.
     @discardableResult
