@@ -34,25 +34,37 @@ public final class EventLoopGroup: Sendable {
     /// - Throws: ``IOError`` if a backend or a thread cannot be created; the loops
     ///   already started are shut down first.
     public init(loopCount: Int = EventLoopGroup.defaultLoopCount, backend: BackendKind = .default) async throws {
-        precondition(loopCount > 0, "an event loop group needs at least one loop")
-        var loops: [EventLoop] = []
-        do {
-            for index in 0..<loopCount {
-                loops.append(try EventLoop(name: "reactor-\(backend)-\(index)", backend: backend))
-            }
-        } catch {
+        let (loops, failure) = Self.startLoops(loopCount, backend: backend)
+        if let failure {
             for loop in loops { await loop.shutDown() }
-            throw error
+            throw failure
         }
         self.loops = loops
     }
 
+    /// For the default group, which starts inside a synchronous accessor: loops started
+    /// before a failure are stopped without waiting for their threads.
     private init(startingSynchronously loopCount: Int, backend: BackendKind) throws {
-        var loops: [EventLoop] = []
-        for index in 0..<loopCount {
-            loops.append(try EventLoop(name: "reactor-\(index)", backend: backend))
+        let (loops, failure) = Self.startLoops(loopCount, backend: backend)
+        if let failure {
+            for loop in loops { Task { await loop.shutDown() } }
+            throw failure
         }
         self.loops = loops
+    }
+
+    /// Starts `count` loops; on a failure, returns it with the loops already started.
+    private static func startLoops(_ count: Int, backend: BackendKind) -> (loops: [EventLoop], failure: (any Error)?) {
+        precondition(count > 0, "an event loop group needs at least one loop")
+        var loops: [EventLoop] = []
+        do {
+            for index in 0..<count {
+                loops.append(try EventLoop(name: "reactor-\(backend)-\(index)", backend: backend))
+            }
+        } catch {
+            return (loops, error)
+        }
+        return (loops, nil)
     }
 
     /// The next loop, round-robin.
