@@ -9,7 +9,8 @@ import Glibc
 /// around the write. Either way a signal the write left pending is taken before
 /// returning, so it is never delivered later.
 func withBrokenPipeSignalBlocked<Result>(_ write: () -> Result) -> Result {
-    let onLoop = EventLoop.current != nil
+    // Only whether this is a loop thread matters; no reference to the loop is taken.
+    let onLoop = creactor_get_current_loop() != nil
     let wasBlocked = onLoop || creactor_block_sigpipe() != 0
     let result = write()
     if errno == EPIPE { creactor_consume_sigpipe() }
