@@ -49,6 +49,9 @@ protocol ReactorBackend: AnyObject, Sendable {
 
     /// Releases the backend's own descriptors. Called once, by the loop thread, last.
     func close()
+
+    /// The descriptors the backend owns (its poller and wake-up), until ``close()``.
+    var descriptors: [CInt] { get }
 }
 
 extension Duration {

@@ -100,5 +100,7 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
         closeDescriptor(wakeFD)
         closeDescriptor(epollFD)
     }
+
+    var descriptors: [CInt] { [epollFD, wakeFD] }
 }
 #endif

@@ -152,5 +152,7 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
         closeDescriptor(wakeReader)
         closeDescriptor(wakeWriter)
     }
+
+    var descriptors: [CInt] { [wakeReader, wakeWriter] }
 }
 #endif
