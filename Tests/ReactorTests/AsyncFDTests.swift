@@ -12,10 +12,10 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
                 let waiting = Task(executorPreference: loop) { try await pipe.reader.source.readable() }
-                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
                 waiting.cancel()
                 await #expect(throws: CancellationError.self) { try await waiting.value }
-                #expect(!pipe.reader.source.io.reader.isWaiting)
+                #expect(!pipe.reader.source.io.isAwaitingRead)
                 try await onLoop(loop) { try await pipe.writer.write([3]) }
                 let event = try await onLoop(loop) { try await pipe.reader.source.readable() }
                 #expect(event.interest == .readable)
@@ -31,13 +31,13 @@ extension ReactorTests {
                 let pipe = try Pipe(on: loop)
                 for round in 0..<20 {
                     let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
-                    if round % 2 == 0 { try await waitUntil { pipe.reader.source.io.reader.isWaiting } }
+                    if round % 2 == 0 { try await waitUntil { pipe.reader.source.io.isAwaitingRead } }
                     reading.cancel()
                     await #expect(throws: CancellationError.self) { try await reading.value }
                 }
                 // Also cancelled from a task on the loop itself.
                 let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
-                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
                 try await onLoop(loop) { reading.cancel() }
                 await #expect(throws: CancellationError.self) { try await reading.value }
                 try pipe.reader.close()
@@ -50,7 +50,7 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
                 let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
-                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
                 try pipe.reader.close()
                 await #expect(throws: ReactorError.closed) { try await reading.value }
                 await #expect(throws: ReactorError.closed) { try await pipe.reader.read(upTo: 4) }
@@ -64,7 +64,7 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
                 let first = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 4) }
-                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
                 await #expect(throws: ReactorError.busy) {
                     try await onLoop(loop) { try await pipe.reader.read(upTo: 4) }
                 }
@@ -93,14 +93,14 @@ extension ReactorTests {
                     _ = try await new.reader.source.readable()
                     woken.increment()
                 }
-                try await waitUntil { new.reader.source.io.reader.isWaiting }
+                try await waitUntil { new.reader.source.io.isAwaitingRead }
                 try await onLoop(loop) {
                     loop.reactor.dispatch([BackendEvent(token: oldToken, readiness: [.readable, .readClosed])])
                 }
                 // A woken task would have been queued before this job, which runs after it.
                 try await onLoop(loop) {}
                 #expect(woken.value == 0)
-                #expect(new.reader.source.io.reader.isWaiting)
+                #expect(new.reader.source.io.isAwaitingRead)
 
                 try await onLoop(loop) {
                     loop.reactor.dispatch([BackendEvent(token: newToken, readiness: [.readable])])
@@ -131,7 +131,7 @@ extension ReactorTests {
                         try valueOrErrno { chunk.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL)) } }
                     }
                 }
-                try await waitUntil { source.io.reader.isWaiting && source.io.writer.isWaiting }
+                try await waitUntil { source.io.isAwaitingRead && source.io.isAwaitingWrite }
                 close(peer)
                 // The peer closed with our bytes unread, so the reader sees a reset
                 // rather than end-of-file; either way it was woken.
@@ -166,7 +166,7 @@ extension ReactorTests {
                         }
                     }
                 }
-                try await waitUntil { source.io.writer.isWaiting || finished.value > 0 }
+                try await waitUntil { source.io.isAwaitingWrite || finished.value > 0 }
                 if finished.value > 0 {
                     let result = await writer.result
                     Issue.record("the writer did not wait: \(result)")
@@ -194,7 +194,7 @@ extension ReactorTests {
                 let source = try AsyncFD(FileDescriptor(rawValue: local), on: loop)
                 // A read that parks and is cancelled leaves the descriptor armed in the backend.
                 let reader = Task(executorPreference: loop) { _ = try await source.readable() }
-                try await waitUntil { source.io.reader.isWaiting }
+                try await waitUntil { source.io.isAwaitingRead }
                 reader.cancel()
                 _ = await reader.result
                 // The peer waits on a default-group loop, not the one under test.

@@ -17,7 +17,7 @@ extension ReactorTests {
                 waiting.append(Task(executorPreference: loop) { _ = try await pipe.reader.read(upTo: 1) })
                 waiting.append(Task(executorPreference: loop) { try await loop.clock.sleep(for: .seconds(3_600)) })
             }
-            for pipe in pipes { try await waitUntil { pipe.reader.source.io.reader.isWaiting } }
+            for pipe in pipes { try await waitUntil { pipe.reader.source.io.isAwaitingRead } }
             await group.shutdownGracefully()
             for task in waiting {
                 await #expect(throws: ReactorError.loopShutDown) { try await task.value }
@@ -48,7 +48,7 @@ extension ReactorTests {
                 _ = try await gate.reader.read(upTo: 1)
                 return EventLoop.current !== loop
             }
-            try await waitUntil { gate.reader.source.io.reader.isWaiting }
+            try await waitUntil { gate.reader.source.io.isAwaitingRead }
             await group.shutdownGracefully()
             try await gate.writer.write([1])
             #expect(try await survivor.value)
@@ -96,7 +96,7 @@ extension ReactorTests {
                     return loop.isCurrent
                 }
             }
-            try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+            try await waitUntil { pipe.reader.source.io.isAwaitingRead }
             await group.shutdownGracefully()
             #expect(try await task.value)
             #expect(ran.value == 0)

@@ -118,7 +118,7 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
                 let reader = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 16) }
-                try await waitUntil { pipe.reader.source.io.reader.isWaiting }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
                 try pipe.writer.close()
                 #expect(try await reader.value == [])
                 try pipe.reader.close()
@@ -132,7 +132,7 @@ extension ReactorTests {
                 let writer = Task(executorPreference: loop) {
                     try await pipe.writer.write([UInt8](repeating: 1, count: 1 << 20))
                 }
-                try await waitUntil { pipe.writer.sink.io.writer.isWaiting }
+                try await waitUntil { pipe.writer.sink.io.isAwaitingWrite }
                 try pipe.reader.close()
                 let error = await #expect(throws: IOError.self) { try await writer.value }
                 #expect(error?.errno == .brokenPipe)

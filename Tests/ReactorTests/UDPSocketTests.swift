@@ -321,7 +321,7 @@ extension ReactorTests {
                 let a = try loopbackSocket("127.0.0.1", on: loop)
                 let b = try loopbackSocket("127.0.0.1", on: loop)
                 let receiving = Task(executorPreference: loop) { try await b.receive(upTo: 8) }
-                try await waitUntil { b.descriptor.io.reader.isWaiting }
+                try await waitUntil { b.descriptor.io.isAwaitingRead }
                 receiving.cancel()
                 await #expect(throws: CancellationError.self) { try await receiving.value }
                 let bAddress = try b.localAddress
@@ -340,7 +340,7 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let socket = try loopbackSocket("127.0.0.1", on: loop)
                 let receiving = Task(executorPreference: loop) { try await socket.receive(upTo: 8) }
-                try await waitUntil { socket.descriptor.io.reader.isWaiting }
+                try await waitUntil { socket.descriptor.io.isAwaitingRead }
                 try socket.close()
                 await #expect(throws: ReactorError.closed) { try await receiving.value }
             }

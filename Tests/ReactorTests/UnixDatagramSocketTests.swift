@@ -21,7 +21,7 @@ private func expectBackpressure(
         }
         try await sender.send(batch: batch)
     }
-    try await waitUntil { sender.descriptor.io.writer.isWaiting }
+    try await waitUntil { sender.descriptor.io.isAwaitingWrite }
     let values = try await onLoop(loop) { () -> [UInt32] in
         var values: [UInt32] = []
         var batch = DatagramBatch(capacity: 64, datagramSize: 512)
@@ -250,7 +250,7 @@ extension ReactorTests {
             try await withLoop(backend) { loop in
                 let (a, b) = try UnixDatagramSocket.pair(on: loop)
                 let receiving = Task(executorPreference: loop) { try await a.receive(upTo: 8) }
-                try await waitUntil { a.descriptor.io.reader.isWaiting }
+                try await waitUntil { a.descriptor.io.isAwaitingRead }
                 receiving.cancel()
                 await #expect(throws: CancellationError.self) { try await receiving.value }
                 try await onLoop(loop) { try await b.send([4]) }

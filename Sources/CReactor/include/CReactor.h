@@ -98,6 +98,108 @@ int creactor_sendmmsg(int fd, struct mmsghdr *messages, unsigned int count, int 
 /// `recvmmsg(2)` with no timeout.
 int creactor_recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int flags);
 
+// io_uring: the kernel's structures are mirrored here with the same layout (CReactor.c
+// checks each against <linux/io_uring.h>), so that Swift fills and reads them inline.
+
+/// One submission queue entry (`struct io_uring_sqe`, 64 bytes).
+typedef struct {
+    uint8_t opcode;
+    uint8_t flags;
+    uint16_t ioprio;
+    int32_t fd;
+    uint64_t off;
+    uint64_t addr;
+    uint32_t len;
+    uint32_t op_flags;
+    uint64_t user_data;
+    uint16_t buf_group;
+    uint16_t personality;
+    uint32_t file_index;
+    uint64_t addr3;
+    uint64_t pad;
+} creactor_sqe;
+
+/// One completion queue entry (`struct io_uring_cqe`, 16 bytes).
+typedef struct {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+} creactor_cqe;
+
+/// A ring set up by `creactor_uring_setup`: its descriptor and where its queues are mapped.
+typedef struct {
+    int fd;
+    uint32_t features;
+    uint32_t sq_entries;
+    uint32_t sq_mask;
+    uint32_t cq_entries;
+    uint32_t cq_mask;
+    uint32_t *sq_head;
+    uint32_t *sq_tail;
+    uint32_t *sq_flags;
+    uint32_t *sq_array;
+    creactor_sqe *sqes;
+    uint32_t *cq_head;
+    uint32_t *cq_tail;
+    creactor_cqe *cqes;
+    void *sq_ring;
+    size_t sq_ring_size;
+    void *cq_ring;
+    size_t cq_ring_size;
+    size_t sqes_size;
+} creactor_uring;
+
+/// `io_uring_setup(2)` with `flags` (plus `IORING_SETUP_CQSIZE` when `cq_entries` is not
+/// zero), then maps the queues. Returns 0, or a negative errno; nothing stays open then.
+int creactor_uring_setup(uint32_t entries, uint32_t cq_entries, uint32_t flags, creactor_uring *ring);
+
+/// Unmaps the queues and closes the ring.
+void creactor_uring_close(creactor_uring *ring);
+
+/// `io_uring_enter(2)`; with `timeout_ns` >= 0 the wait ends after that long
+/// (`IORING_ENTER_EXT_ARG`). Returns the count submitted, or a negative errno.
+int creactor_uring_enter(int fd, uint32_t to_submit, uint32_t min_complete, uint32_t flags, int64_t timeout_ns);
+
+/// `io_uring_register(2)`. Returns its result, or a negative errno.
+int creactor_uring_register(int fd, uint32_t opcode, void *arg, uint32_t count);
+
+extern const uint32_t CREACTOR_IORING_SETUP_SINGLE_ISSUER;
+extern const uint32_t CREACTOR_IORING_SETUP_DEFER_TASKRUN;
+extern const uint32_t CREACTOR_IORING_SETUP_COOP_TASKRUN;
+extern const uint32_t CREACTOR_IORING_SETUP_SUBMIT_ALL;
+extern const uint32_t CREACTOR_IORING_SETUP_R_DISABLED;
+extern const uint32_t CREACTOR_IORING_FEAT_NODROP;
+extern const uint32_t CREACTOR_IORING_FEAT_EXT_ARG;
+extern const uint32_t CREACTOR_IORING_ENTER_GETEVENTS;
+extern const uint32_t CREACTOR_IORING_SQ_CQ_OVERFLOW;
+extern const uint32_t CREACTOR_IORING_CQE_F_MORE;
+extern const uint32_t CREACTOR_IORING_CQE_F_BUFFER;
+extern const uint32_t CREACTOR_IORING_POLL_ADD_MULTI;
+extern const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ANY;
+extern const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ALL;
+extern const uint32_t CREACTOR_IORING_REGISTER_ENABLE_RINGS;
+extern const uint8_t CREACTOR_IORING_OP_POLL_ADD;
+extern const uint8_t CREACTOR_IORING_OP_ASYNC_CANCEL;
+extern const uint8_t CREACTOR_IORING_OP_READ;
+extern const uint8_t CREACTOR_IORING_OP_WRITE;
+extern const uint8_t CREACTOR_IORING_OP_SEND;
+extern const uint8_t CREACTOR_IORING_OP_RECV;
+
+/// Loads a ring index the kernel writes, ordered before the entries it publishes.
+static inline uint32_t creactor_load_acquire(const uint32_t *index) {
+    return __atomic_load_n(index, __ATOMIC_ACQUIRE);
+}
+
+/// Stores a ring index the kernel reads, ordered after the entries it publishes.
+static inline void creactor_store_release(uint32_t *index, uint32_t value) {
+    __atomic_store_n(index, value, __ATOMIC_RELEASE);
+}
+
+/// Loads a flag word the kernel updates, with no ordering.
+static inline uint32_t creactor_load_relaxed(const uint32_t *word) {
+    return __atomic_load_n(word, __ATOMIC_RELAXED);
+}
+
 static inline uint64_t creactor_monotonic_ns(void) {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -145,3 +247,4 @@ static inline void creactor_set_current_loop(void *loop) {
 }
 
 #endif
+

@@ -24,7 +24,7 @@ struct BackendEvent {
     var readiness: Readiness
 }
 
-/// The contract every OS mechanism meets (epoll, poll, and later io_uring and kqueue).
+/// The contract every OS mechanism meets (epoll, io_uring, poll, and later kqueue).
 ///
 /// A backend knows descriptors and tokens, never tasks. `register`, `deregister`
 /// and `arm` may be called from any thread; `wait` only from the loop thread, and
@@ -52,6 +52,9 @@ protocol ReactorBackend: AnyObject, Sendable {
 
     /// The descriptors the backend owns (its poller and wake-up), until ``close()``.
     var descriptors: [CInt] { get }
+
+    /// Which mechanism this is.
+    var kind: BackendKind { get }
 }
 
 extension Duration {

@@ -76,18 +76,8 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
             let event = unpacked[i]
             let token = Token(rawValue: event.token)
             if token == .wakeUp { continue }
-            events.append(BackendEvent(token: token, readiness: Self.readiness(event.events)))
+            events.append(BackendEvent(token: token, readiness: Readiness(events: event.events)))
         }
-    }
-
-    private static func readiness(_ events: UInt32) -> Readiness {
-        var readiness: Readiness = []
-        if events & CREACTOR_EPOLLIN != 0 { readiness.insert(.readable) }
-        if events & CREACTOR_EPOLLOUT != 0 { readiness.insert(.writable) }
-        if events & CREACTOR_EPOLLRDHUP != 0 { readiness.insert(.readClosed) }
-        if events & CREACTOR_EPOLLHUP != 0 { readiness.formUnion([.readClosed, .writeClosed]) }
-        if events & CREACTOR_EPOLLERR != 0 { readiness.insert(.error) }
-        return readiness
     }
 
     func wake() {
@@ -102,5 +92,19 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     var descriptors: [CInt] { [epollFD, wakeFD] }
+
+    var kind: BackendKind { .epoll }
+}
+
+extension Readiness {
+    /// The readiness in an `epoll` event mask; `poll` masks use the same bits.
+    init(events: UInt32) {
+        self = []
+        if events & CREACTOR_EPOLLIN != 0 { insert(.readable) }
+        if events & CREACTOR_EPOLLOUT != 0 { insert(.writable) }
+        if events & CREACTOR_EPOLLRDHUP != 0 { insert(.readClosed) }
+        if events & CREACTOR_EPOLLHUP != 0 { formUnion([.readClosed, .writeClosed]) }
+        if events & CREACTOR_EPOLLERR != 0 { insert(.error) }
+    }
 }
 #endif

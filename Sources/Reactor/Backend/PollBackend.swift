@@ -154,5 +154,7 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     var descriptors: [CInt] { [wakeReader, wakeWriter] }
+
+    var kind: BackendKind { .poll }
 }
 #endif

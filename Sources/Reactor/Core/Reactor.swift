@@ -10,18 +10,22 @@ import SystemPackage
 /// closed it.
 final class Reactor: @unchecked Sendable {
     let backend: any ReactorBackend
+    /// The backend again, when it also runs operations to completion.
+    let completions: (any CompletionBackend)?
     private struct Registrations: ~Copyable {
         var table = RegistrationTable()
         var isShutDown = false
     }
     private let registrations = Locked(Registrations())
-    /// Loop thread only (`@unchecked Sendable` covers these two): the batch buffer,
-    /// and the turn counter that stamps readiness.
+    /// Loop thread only (`@unchecked Sendable` covers these three): the batch buffer,
+    /// the turn counter that stamps readiness, and the operations in flight.
     private var events: [BackendEvent] = []
     private var tick: UInt32 = 0
+    private var operations = OperationTable()
 
     init(backend: any ReactorBackend) {
         self.backend = backend
+        completions = backend as? any CompletionBackend
         events.reserveCapacity(1024)
     }
 
@@ -69,9 +73,56 @@ final class Reactor: @unchecked Sendable {
     func turn(timeout: Duration?) throws(Errno) -> Int {
         events.removeAll(keepingCapacity: true)
         try backend.wait(into: &events, timeout: timeout)
-        guard !events.isEmpty else { return 0 }
-        dispatch(events)
-        return events.count
+        var count = events.count
+        if !events.isEmpty { dispatch(events) }
+        completions?.takeCompletions { completion in
+            operations.complete(completion)
+            count += 1
+        }
+        return count
+    }
+
+    // MARK: Completion operations
+
+    /// Loop thread only, on a completion backend: runs `operation` on `io` and returns
+    /// what its syscall would have (a count, or a negated errno).
+    ///
+    /// The task resumes only with the operation's final completion, after the kernel is
+    /// done with its memory, also when it is cancelled: cancelling asks the kernel to
+    /// stop the operation (`ECANCELED` if it came in time) and waits for that end.
+    ///
+    /// - Throws: ``ReactorError/busy`` if another operation is in flight in the same
+    ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
+    ///   closed before the operation could start.
+    func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Int32 {
+        guard let completions else { preconditionFailure("not a completion backend") }
+        let id = operations.reserve()
+        guard io.claim(reading: reading, for: id) else {
+            operations.release(id)
+            throw .busy
+        }
+        defer { io.unclaim(reading: reading) }
+        // A close that came before the claim did not see it and cancels nothing.
+        let snapshot = io.snapshotAfterClaim()
+        if snapshot.isClosed || snapshot.isShutDown {
+            operations.release(id)
+            throw snapshot.isClosed ? .closed : .loopShutDown
+        }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                operations.attach(continuation, to: id)
+                completions.submit(operation, as: id)
+            }
+        } onCancel: {
+            completions.cancel(id)
+        }
+    }
+
+    /// Cancels the operations in flight on `io`, from any thread; each still ends with
+    /// its completion.
+    func cancelOperations(on io: ScheduledIO) {
+        guard let completions else { return }
+        io.forEachClaimed { completions.cancel($0) }
     }
 
     /// Loop thread only: wakes the waiters of one batch of events, stamped with a new
@@ -88,11 +139,26 @@ final class Reactor: @unchecked Sendable {
 
     /// Refuses new registrations, wakes every waiter with the shutdown flag set, and
     /// closes the backend. The descriptors themselves stay with their owners.
+    ///
+    /// Operations in flight are cancelled, and their tasks resumed once the kernel has
+    /// ended each: until then it may still write to their memory.
     func shutDown() {
         registrations.withLock { registrations in
             registrations.isShutDown = true
             registrations.table.forEach { $0.close(shutDown: true) }
-            backend.close()
         }
+        if let completions, operations.inFlight > 0 {
+            completions.cancelAll()
+            while operations.inFlight > 0 {
+                events.removeAll(keepingCapacity: true)
+                do {
+                    try backend.wait(into: &events, timeout: .milliseconds(100))
+                } catch {
+                    fatalError("waiting for cancelled operations to end failed: \(error)")
+                }
+                completions.takeCompletions { operations.complete($0) }
+            }
+        }
+        registrations.withLock { _ in backend.close() }
     }
 }

@@ -28,6 +28,11 @@ final class ScheduledIO: Sendable {
     /// Waits for writable (or a sticky bit).
     let writer = Waiter()
     private let word: Atomic<UInt64>
+    /// The completion operation each direction has in flight, tagged with the top bit,
+    /// or 0: one at a time per direction, and what ``AsyncFD/close()`` cancels.
+    private let readOperation = Atomic<UInt64>(0)
+    private let writeOperation = Atomic<UInt64>(0)
+    private static let claimed: UInt64 = 1 << 63
 
     private static let tickShift: UInt64 = 8
     private static let tickMask: UInt64 = 0xFFFF_FFFF << 8
@@ -58,6 +63,11 @@ final class ScheduledIO: Sendable {
     /// The word as it is now, for a wait that runs no syscall itself.
     func snapshot() -> Snapshot {
         Snapshot(word: word.load(ordering: .acquiring))
+    }
+
+    /// The word, sequentially consistent with ``claim(reading:for:)`` and ``close(shutDown:)``.
+    func snapshotAfterClaim() -> Snapshot {
+        Snapshot(word: word.load(ordering: .sequentiallyConsistent))
     }
 
     /// Counts an operation in and returns what it may assume. Pair with ``endOperation()``.
@@ -94,7 +104,7 @@ final class ScheduledIO: Sendable {
     /// (`shutDown` false) or the loop shut down. The descriptor stays open until
     /// ``deregistered()``.
     func close(shutDown: Bool = false) {
-        _ = update { $0 | (shutDown ? Self.shutDownBit : Self.closedBit) }
+        _ = update(sequentiallyConsistent: true) { $0 | (shutDown ? Self.shutDownBit : Self.closedBit) }
         reader.notify()
         writer.notify()
     }
@@ -105,17 +115,60 @@ final class ScheduledIO: Sendable {
         update { $0 | Self.deregisteredBit }
     }
 
+    /// Whether a task waits to read: parked for readiness, or with an operation in flight.
+    var isAwaitingRead: Bool {
+        reader.isWaiting || readOperation.load(ordering: .acquiring) != 0
+    }
+
+    /// Whether a task waits to write. See ``isAwaitingRead``.
+    var isAwaitingWrite: Bool {
+        writer.isWaiting || writeOperation.load(ordering: .acquiring) != 0
+    }
+
+    /// Records `id` as the operation in flight for reading (or writing). Returns false
+    /// if another one is.
+    ///
+    /// Sequentially consistent, as ``close(shutDown:)`` is: either the closer sees the
+    /// claim and cancels it, or the claimer sees the close in its next ``snapshot()``.
+    func claim(reading: Bool, for id: OperationID) -> Bool {
+        let tagged = id.rawValue | Self.claimed
+        return reading
+            ? readOperation.compareExchange(expected: 0, desired: tagged, ordering: .sequentiallyConsistent).exchanged
+            : writeOperation.compareExchange(expected: 0, desired: tagged, ordering: .sequentiallyConsistent).exchanged
+    }
+
+    /// Ends the claim ``claim(reading:for:)`` made.
+    func unclaim(reading: Bool) {
+        if reading {
+            readOperation.store(0, ordering: .sequentiallyConsistent)
+        } else {
+            writeOperation.store(0, ordering: .sequentiallyConsistent)
+        }
+    }
+
+    /// Calls `body` with the operations in flight now.
+    func forEachClaimed(_ body: (OperationID) -> Void) {
+        for word in [
+            readOperation.load(ordering: .sequentiallyConsistent),
+            writeOperation.load(ordering: .sequentiallyConsistent),
+        ] where word != 0 {
+            body(OperationID(rawValue: word & ~Self.claimed))
+        }
+    }
+
     /// Applies `change` atomically, and claims the release of the descriptor if the new
     /// word allows it. Returns whether the caller claimed it.
-    private func update(_ change: (UInt64) -> UInt64) -> Bool {
+    private func update(sequentiallyConsistent: Bool = false, _ change: (UInt64) -> UInt64) -> Bool {
         var current = word.load(ordering: .relaxed)
         while true {
             var desired = change(current)
             let mask = Self.closedBit | Self.deregisteredBit | Self.releasedBit | Self.inFlightMask
             let release = desired & mask == Self.closedBit | Self.deregisteredBit
             if release { desired |= Self.releasedBit }
-            let (done, seen) = word.compareExchange(
-                expected: current, desired: desired, ordering: .acquiringAndReleasing)
+            let (done, seen) =
+                sequentiallyConsistent
+                ? word.compareExchange(expected: current, desired: desired, ordering: .sequentiallyConsistent)
+                : word.compareExchange(expected: current, desired: desired, ordering: .acquiringAndReleasing)
             if done { return release }
             current = seen
         }

@@ -105,11 +105,13 @@ public final class AsyncFD: Sendable {
     ///
     /// The descriptor is deregistered first, then closed at once, or by the last
     /// operation still inside a syscall on it, so that no syscall reaches a reused number.
+    /// On io_uring, operations in flight are cancelled, and the last to end closes it.
     ///
     /// - Throws: ``IOError`` if deregistering or `close(2)` fails; the descriptor is
     ///   released either way.
     public func close() throws {
         io.close()
+        eventLoop.reactor.cancelOperations(on: io)
         var failure: IOError?
         do {
             try eventLoop.reactor.deregister(io)
@@ -187,14 +189,14 @@ public final class AsyncFD: Sendable {
         try await waiter.park(arm: { reactor.arm(io, for: interest.readiness) }, disarm: {})
     }
 
-    private static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {
+    static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {
         if snapshot.isClosed { return .closed }
         if snapshot.isShutDown { return .loopShutDown }
         return nil
     }
 
     /// Counts an operation out, and closes the descriptor if ``close()`` left that to it.
-    private func endOperation() {
+    func endOperation() {
         if io.endOperation() { try? fileDescriptor.close() }
     }
 }

@@ -64,12 +64,12 @@ public struct PipeReader: Sendable {
     /// - Throws: ``IOError`` with operation `.read`; `CancellationError`;
     ///   ``ReactorError/closed``; ``ReactorError/loopShutDown``; ``ReactorError/busy``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await source.readSome(into: buffer, as: .read) { Glibc.read($0, $1, $2) }
+        try await source.readSome(into: buffer, .file, as: .read)
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: inout [UInt8]) async throws -> Int {
-        try await source.readSome(into: &buffer, as: .read) { Glibc.read($0, $1, $2) }
+        try await source.readSome(into: &buffer, .file, as: .read)
     }
 
     /// Reads at most `count` bytes, waiting until at least one is available.
@@ -100,17 +100,13 @@ public struct PipeWriter: Sendable {
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``. When it throws, a prefix of
     ///   `bytes` may have been written.
     public func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        try await sink.writeAll(bytes, as: .write) { fd, bytes, count in
-            withBrokenPipeSignalBlocked { Glibc.write(fd, bytes, count) }
-        }
+        try await sink.writeAll(bytes, .file, as: .write)
     }
 
     /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes; one
     /// that is not contiguous is copied first). See ``write(_:)-(UnsafeRawBufferPointer)``.
     public func write(_ bytes: some Collection<UInt8>) async throws {
-        try await sink.writeAll(bytes, as: .write) { fd, bytes, count in
-            withBrokenPipeSignalBlocked { Glibc.write(fd, bytes, count) }
-        }
+        try await sink.writeAll(bytes, .file, as: .write)
     }
 
     /// Closes the writing end; the reader then reads end-of-file. See ``AsyncFD/close()``.

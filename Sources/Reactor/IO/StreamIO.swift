@@ -1,67 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SystemPackage
 
-/// Reading and writing a byte stream (a pipe, a TCP or Unix stream socket) on a
-/// registered descriptor, with the syscall supplied by the caller.
-///
-/// A short read or write proves the stream drained or full for now, so the readiness
-/// is cleared at once and the next call waits for an event instead of paying `EAGAIN`.
-extension AsyncFD {
-    /// A syscall that moves up to `count` bytes at `bytes` and returns the count or -1.
-    typealias ReadCall = (_ fd: CInt, _ bytes: UnsafeMutableRawPointer?, _ count: Int) -> Int
-    typealias WriteCall = (_ fd: CInt, _ bytes: UnsafeRawPointer?, _ count: Int) -> Int
+/// How bytes move on a stream descriptor: as syscalls after readiness, or as
+/// operations a completion backend runs.
+enum StreamKind {
+    /// A stream socket: `recv`, and `send` with `MSG_NOSIGNAL`.
+    case socket
+    /// A pipe, FIFO or character device: `read` and `write`, `SIGPIPE` held back.
+    case file
 
-    /// Reads at most `buffer.count` bytes, waiting until at least one is available.
-    /// Returns 0 at end-of-stream.
-    func readSome(
-        into buffer: UnsafeMutableRawBufferPointer, as name: IOError.Operation,
-        peer: SocketAddress? = nil, _ call: ReadCall
-    ) async throws -> Int {
-        try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
-            try valueOrErrno { call(fd, buffer.baseAddress, buffer.count) }
+    func read(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        switch self {
+        case .socket: recv(fd, buffer.baseAddress, buffer.count, 0)
+        case .file: Glibc.read(fd, buffer.baseAddress, buffer.count)
         }
     }
 
-    /// Reads at most `buffer.count` bytes into an array. See ``readSome(into:as:peer:_:)-(UnsafeMutableRawBufferPointer,_,_,_)``.
-    func readSome(
-        into buffer: inout [UInt8], as name: IOError.Operation,
-        peer: SocketAddress? = nil, _ call: ReadCall
-    ) async throws -> Int {
-        let requested = buffer.count
-        return try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < requested }) { (fd) throws(Errno) in
-            try valueOrErrno { buffer.withUnsafeMutableBytes { call(fd, $0.baseAddress, $0.count) } }
+    func write(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> Int {
+        switch self {
+        case .socket: send(fd, bytes.baseAddress, bytes.count, CInt(MSG_NOSIGNAL))
+        case .file: withBrokenPipeSignalBlocked { Glibc.write(fd, bytes.baseAddress, bytes.count) }
         }
+    }
+
+    func readOperation(_ fd: CInt, _ buffer: UnsafeMutableRawBufferPointer) -> CompletionOperation {
+        switch self {
+        case .socket: .receive(fd, buffer, flags: 0)
+        case .file: .read(fd, buffer)
+        }
+    }
+
+    func writeOperation(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CompletionOperation {
+        switch self {
+        case .socket: .send(fd, bytes, flags: CInt(MSG_NOSIGNAL))
+        case .file: .write(fd, bytes)
+        }
+    }
+}
+
+/// Reading and writing a byte stream (a pipe, a TCP or Unix stream socket) on a
+/// registered descriptor.
+///
+/// On a readiness backend, a short read or write proves the stream drained or full for
+/// now, so the readiness is cleared at once and the next call waits for an event
+/// instead of paying `EAGAIN`. On a completion backend, called on the descriptor's own
+/// loop, each read or write is one operation the loop submits with its next wait.
+extension AsyncFD {
+    /// Reads at most `buffer.count` bytes, waiting until at least one is available.
+    /// Returns 0 at end-of-stream.
+    func readSome(
+        into buffer: UnsafeMutableRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
+        peer: SocketAddress? = nil
+    ) async throws -> Int {
+        if runsCompletions {
+            return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
+        }
+        return try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
+            try valueOrErrno { kind.read(fd, buffer) }
+        }
+    }
+
+    /// Reads at most `buffer.count` bytes into an array. See ``readSome(into:_:as:peer:)-(UnsafeMutableRawBufferPointer,_,_,_)``.
+    func readSome(
+        into buffer: inout [UInt8], _ kind: StreamKind, as name: IOError.Operation,
+        peer: SocketAddress? = nil
+    ) async throws -> Int {
+        // The caller's array is exclusively ours, and unique after this, until we return:
+        // nothing can move its storage while the operation holds a pointer into it.
+        let storage = buffer.withUnsafeMutableBytes { $0 }
+        return try await readSome(into: storage, kind, as: name, peer: peer)
     }
 
     /// Writes all of `bytes`, waiting whenever the stream is full.
     func writeAll(
-        _ bytes: UnsafeRawBufferPointer, as name: IOError.Operation,
-        peer: SocketAddress? = nil, _ call: WriteCall
+        _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
+        peer: SocketAddress? = nil
     ) async throws {
         var written = 0
         while written < bytes.count {
-            let remaining = bytes.count - written
-            written += try await perform(.writable, as: name, address: peer, drained: { $0 < remaining }) { (fd) throws(Errno) in
-                try valueOrErrno { call(fd, bytes.baseAddress! + written, remaining) }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
+            if runsCompletions {
+                written += try await complete(kind.writeOperation(io.descriptor, rest), reading: false, as: name, address: peer)
+                continue
+            }
+            written += try await perform(.writable, as: name, address: peer, drained: { $0 < rest.count }) { (fd) throws(Errno) in
+                try valueOrErrno { kind.write(fd, rest) }
             }
         }
     }
 
     /// Writes all of a collection of bytes; one that is not contiguous is copied first.
     func writeAll(
-        _ bytes: some Collection<UInt8>, as name: IOError.Operation,
-        peer: SocketAddress? = nil, _ call: WriteCall
+        _ bytes: some Collection<UInt8>, _ kind: StreamKind, as name: IOError.Operation,
+        peer: SocketAddress? = nil
     ) async throws {
-        guard bytes.withContiguousStorageIfAvailable({ _ in true }) != nil else {
-            return try await writeAll(Array(bytes), as: name, peer: peer, call)
+        // `bytes` is a constant this call keeps alive and nobody can mutate: its
+        // contiguous storage stays where it is until the call returns.
+        guard let storage = bytes.withContiguousStorageIfAvailable({ UnsafeRawBufferPointer($0) }) else {
+            return try await writeAll(Array(bytes), kind, as: name, peer: peer)
         }
-        var written = 0
-        while written < bytes.count {
-            let remaining = bytes.count - written
-            written += try await perform(.writable, as: name, address: peer, drained: { $0 < remaining }) { (fd) throws(Errno) in
-                try valueOrErrno {
-                    bytes.withContiguousStorageIfAvailable { call(fd, $0.baseAddress! + written, remaining) }!
-                }
-            }
-        }
+        defer { withExtendedLifetime(bytes) {} }
+        try await writeAll(storage, kind, as: name, peer: peer)
     }
 }

@@ -34,12 +34,12 @@ extension StreamSocket {
     ///   `Errno.connectionReset`); `CancellationError`; ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
-        try await descriptor.readSome(into: buffer, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+        try await descriptor.readSome(into: buffer, .socket, as: .receive, peer: peerAddress)
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public func read(into buffer: inout [UInt8]) async throws -> Int {
-        try await descriptor.readSome(into: &buffer, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+        try await descriptor.readSome(into: &buffer, .socket, as: .receive, peer: peerAddress)
     }
 
     /// Reads exactly `buffer.count` bytes, waiting for as many reads as that takes.
@@ -77,13 +77,13 @@ extension StreamSocket {
     ///   ``ReactorError/closed``, ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     ///   When it throws, a prefix of `bytes` may have been sent.
     public func write(_ bytes: UnsafeRawBufferPointer) async throws {
-        try await descriptor.writeAll(bytes, as: .send, peer: peerAddress) { send($0, $1, $2, CInt(MSG_NOSIGNAL)) }
+        try await descriptor.writeAll(bytes, .socket, as: .send, peer: peerAddress)
     }
 
     /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes).
     /// See ``write(_:)-(UnsafeRawBufferPointer)``.
     public func write(_ bytes: some Collection<UInt8>) async throws {
-        try await descriptor.writeAll(bytes, as: .send, peer: peerAddress) { send($0, $1, $2, CInt(MSG_NOSIGNAL)) }
+        try await descriptor.writeAll(bytes, .socket, as: .send, peer: peerAddress)
     }
 
     /// Writes all of several buffers, in order, with as few syscalls as the socket

@@ -21,7 +21,8 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     // on the loop's own thread (checked by `isCurrent` where it is not obvious); the
     // rest are immutable, locked (`inbox`) or atomic.
 
-    /// The backend this loop waits on.
+    /// The backend this loop waits on: the one asked for, or epoll where io_uring was
+    /// asked for and the kernel refused it.
     public let backend: BackendKind
     /// This loop's clock: sleeps on it are timers of this loop.
     public var clock: LoopClock { LoopClock(loop: self) }
@@ -46,12 +47,12 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     /// - Throws: ``IOError`` if the backend or the thread cannot be created.
     init(name: String, backend: BackendKind) throws {
         self.name = name
-        self.backend = backend
         do {
             reactor = Reactor(backend: try backend.makeBackend())
         } catch {
             throw IOError(.create, error)
         }
+        self.backend = reactor.backend.kind
         timers = LoopTimers(origin: .now)
         actorExecutor = LoopActorExecutor()
         actorExecutor.loop = self

@@ -1,0 +1,59 @@
+import SystemPackage
+
+/// An operation a completion backend runs in the kernel: the descriptor, and the memory
+/// the kernel reads or writes until the operation's final completion.
+enum CompletionOperation {
+    /// `recv(2)` into `buffer`.
+    case receive(CInt, UnsafeMutableRawBufferPointer, flags: CInt)
+    /// `send(2)` from `bytes`.
+    case send(CInt, UnsafeRawBufferPointer, flags: CInt)
+    /// `read(2)` at the current position into `buffer`.
+    case read(CInt, UnsafeMutableRawBufferPointer)
+    /// `write(2)` at the current position from `bytes`.
+    case write(CInt, UnsafeRawBufferPointer)
+}
+
+/// The end of one operation: which one, and what the syscall would have returned
+/// (a count, or a negated errno).
+struct Completion {
+    var operation: OperationID
+    var result: Int32
+}
+
+/// Names an operation in flight: a slot of the loop's operation table and the
+/// generation of that slot, so that a cancel for an operation already finished
+/// cannot reach the one that reuses its slot.
+struct OperationID: Hashable, Sendable {
+    let rawValue: UInt64
+
+    init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    init(index: Int, generation: UInt32) {
+        rawValue = UInt64(UInt32(index)) << 32 | UInt64(generation)
+    }
+
+    var index: Int { Int(UInt32(truncatingIfNeeded: rawValue >> 32)) }
+    var generation: UInt32 { UInt32(truncatingIfNeeded: rawValue) }
+}
+
+/// A backend that also runs operations to completion (io_uring), beside readiness.
+///
+/// ``submit(_:as:)`` is for the loop thread only, from a task that then waits for the
+/// completion; ``cancel(_:)`` works from any thread. Every submitted operation ends
+/// with exactly one completion, cancelled or not, and the kernel is done with its
+/// memory once that completion is out.
+protocol CompletionBackend: ReactorBackend {
+    /// Queues `operation`; it is handed to the kernel at the loop's next wait.
+    func submit(_ operation: CompletionOperation, as id: OperationID)
+
+    /// Asks the kernel to cancel `id`; its completion follows, as `ECANCELED` if the
+    /// cancel came in time. A finished or unknown `id` is ignored.
+    func cancel(_ id: OperationID)
+
+    /// Asks the kernel to cancel every operation in flight (for shutdown).
+    func cancelAll()
+
+    /// Loop thread: hands over the completions the last ``ReactorBackend/wait(into:timeout:)``
+    /// collected, in order, and forgets them.
+    func takeCompletions(_ body: (Completion) -> Void)
+}

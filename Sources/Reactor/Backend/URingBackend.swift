@@ -1,0 +1,322 @@
+#if os(Linux)
+import CReactor
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// Completion backend over `io_uring(7)`: operations run in the kernel and end with a
+/// completion; readiness for ``AsyncFD`` comes from multishot `POLL_ADD`; woken through
+/// an `eventfd(2)` the ring keeps polled.
+///
+/// Everything the loop queued in a turn goes to the kernel with its wait, in one
+/// `io_uring_enter`. Only the loop thread touches the ring; requests from other threads
+/// (arming, removing, cancelling) wait in a locked list that the next wait submits.
+final class URingBackend: CompletionBackend, @unchecked Sendable {
+    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred` and `started` are
+    // touched only on the loop thread; `requests` is locked; the rest is immutable.
+    private var ring: URing
+    private let wakeFD: CInt
+    private let requests = Locked(Requests())
+    private var taken: [Request] = []
+    private var completed: [Completion] = []
+    /// Readiness drained while a full submission queue was flushed, for the next wait.
+    private var deferred: [BackendEvent] = []
+    private var started = false
+
+    private struct Requests {
+        var list: [Request] = []
+        /// The descriptors with a multishot poll armed or about to be, by token.
+        var polled: [Token: CInt] = [:]
+        var isClosed = false
+    }
+
+    private enum Request {
+        case poll(CInt, Token)
+        case removePoll(Token)
+        case cancel(OperationID)
+        case cancelAll
+    }
+
+    var kind: BackendKind { .uring }
+
+    /// - Throws: what ``URing/init(entries:completions:)`` throws, or `eventfd`'s `Errno`.
+    init(entries: UInt32 = 1024, completions: UInt32 = 16 * 1024) throws(Errno) {
+        let forced = Self.forcedSetupError.load(ordering: .relaxed)
+        if forced != 0 { throw Errno(rawValue: forced) }
+        ring = try URing(entries: entries, completions: completions)
+        wakeFD = try valueOrErrno { creactor_eventfd() }
+        completed.reserveCapacity(1024)
+        taken.reserveCapacity(64)
+    }
+
+    // MARK: Readiness
+
+    func register(_ fd: CInt, token: Token) throws(Errno) {}
+
+    func deregister(_ fd: CInt, token: Token) throws(Errno) {
+        request { requests in
+            guard requests.polled.removeValue(forKey: token) != nil else { return nil }
+            return .removePoll(token)
+        }
+    }
+
+    /// Polls are armed on first use: a descriptor that only ever runs completion
+    /// operations costs no poll completions.
+    func arm(_ fd: CInt, token: Token, interest: Readiness) {
+        request { requests in
+            guard requests.polled[token] == nil else { return nil }
+            requests.polled[token] = fd
+            return .poll(fd, token)
+        }
+    }
+
+    // MARK: Completions
+
+    func submit(_ operation: CompletionOperation, as id: OperationID) {
+        let entry = nextEntry()
+        switch operation {
+        case .receive(let fd, let buffer, let flags):
+            entry.prepare(CREACTOR_IORING_OP_RECV, fd, buffer.baseAddress, buffer.count, flags: UInt32(bitPattern: flags))
+        case .send(let fd, let bytes, let flags):
+            entry.prepare(CREACTOR_IORING_OP_SEND, fd, bytes.baseAddress, bytes.count, flags: UInt32(bitPattern: flags))
+        case .read(let fd, let buffer):
+            entry.prepare(CREACTOR_IORING_OP_READ, fd, buffer.baseAddress, buffer.count, offset: .max)
+        case .write(let fd, let bytes):
+            entry.prepare(CREACTOR_IORING_OP_WRITE, fd, bytes.baseAddress, bytes.count, offset: .max)
+        }
+        entry.pointee.user_data = UserData.operation(id)
+    }
+
+    func cancel(_ id: OperationID) {
+        request { _ in .cancel(id) }
+    }
+
+    func cancelAll() {
+        request { _ in .cancelAll }
+    }
+
+    func takeCompletions(_ body: (Completion) -> Void) {
+        for completion in completed { body(completion) }
+        completed.removeAll(keepingCapacity: true)
+    }
+
+    // MARK: Waiting
+
+    func wait(into events: inout [BackendEvent], timeout: Duration?) throws(Errno) {
+        if !started { try start() }
+        submitRequests()
+        if !deferred.isEmpty {
+            events.append(contentsOf: deferred)
+            deferred.removeAll(keepingCapacity: true)
+        }
+        let waits = timeout != .zero && !ring.hasCompletions && events.isEmpty
+        // Completions already queued, and nothing to hand over: no syscall at all.
+        if waits || ring.unsubmitted > 0 || !ring.hasCompletions {
+            do throws(Errno) {
+                try ring.enter(waitingFor: waits ? 1 : 0, timeout: timeout)
+            } catch .resourceBusy, .resourceTemporarilyUnavailable {
+                // The completion queue is full: drained below, submitted next turn.
+            }
+        }
+        drain(into: &events)
+        if ring.overflowed {
+            // The kernel kept what did not fit; entering flushes it into the queue.
+            try? ring.enter(waitingFor: 0, timeout: nil)
+            drain(into: &events)
+        }
+    }
+
+    func wake() {
+        requests.withLock { requests in
+            guard !requests.isClosed else { return }
+            signalWake()
+        }
+    }
+
+    func close() {
+        requests.withLock { $0.isClosed = true }
+        closeDescriptor(wakeFD)
+        ring.close()
+    }
+
+    var descriptors: [CInt] {
+        requests.withLock { $0.isClosed ? [] : [ring.descriptor, wakeFD] }
+    }
+
+    // MARK: Internals
+
+    /// A request that cannot run on this thread now: queued, and the loop woken for it.
+    private func request(_ make: (inout Requests) -> Request?) {
+        requests.withLock { requests in
+            guard !requests.isClosed, let request = make(&requests) else { return }
+            requests.list.append(request)
+            signalWake()
+        }
+    }
+
+    /// Writes the wake-up descriptor; a loop that is not waiting sees it next time.
+    /// Called with the requests locked, so never after ``close()``.
+    private func signalWake() {
+        var one: UInt64 = 1
+        // EAGAIN means the counter is full, so the loop is already woken.
+        _ = Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size)
+    }
+
+    private func start() throws(Errno) {
+        try ring.enableIfNeeded()
+        started = true
+        armWake()
+    }
+
+    /// The wake-up eventfd is never read: every write wakes the poll, which stays armed.
+    private func armWake() {
+        let entry = nextEntry()
+        entry.prepare(CREACTOR_IORING_OP_POLL_ADD, wakeFD, nil, Int(CREACTOR_IORING_POLL_ADD_MULTI),
+                      flags: UInt32(POLLIN))
+        entry.pointee.user_data = UserData.wakeUp
+    }
+
+    private func submitRequests() {
+        requests.withLock { swap(&$0.list, &taken) }
+        for request in taken {
+            let entry = nextEntry()
+            switch request {
+            case .poll(let fd, let token):
+                entry.prepare(CREACTOR_IORING_OP_POLL_ADD, fd, nil, Int(CREACTOR_IORING_POLL_ADD_MULTI),
+                              flags: UInt32(POLLIN | POLLOUT) | UInt32(CREACTOR_POLLRDHUP))
+                entry.pointee.user_data = UserData.poll(token)
+            case .removePoll(let token):
+                // A cancel, not POLL_REMOVE: that one gives up with EALREADY when a
+                // wake-up of the poll is pending, and the poll (and its file) stay.
+                entry.prepare(CREACTOR_IORING_OP_ASYNC_CANCEL, -1, nil, 0)
+                entry.pointee.addr = UserData.poll(token)
+                entry.pointee.user_data = UserData.ignored
+            case .cancel(let id):
+                entry.prepare(CREACTOR_IORING_OP_ASYNC_CANCEL, -1, nil, 0)
+                entry.pointee.addr = UserData.operation(id)
+                entry.pointee.user_data = UserData.ignored
+            case .cancelAll:
+                entry.prepare(CREACTOR_IORING_OP_ASYNC_CANCEL, -1, nil, 0, flags: CREACTOR_IORING_ASYNC_CANCEL_ANY | CREACTOR_IORING_ASYNC_CANCEL_ALL)
+                entry.pointee.user_data = UserData.ignored
+            }
+        }
+        taken.removeAll(keepingCapacity: true)
+    }
+
+    /// A free submission entry; a full queue is handed to the kernel first.
+    private func nextEntry() -> UnsafeMutablePointer<creactor_sqe> {
+        while true {
+            if let entry = ring.nextEntry() { return entry }
+            do throws(Errno) {
+                try ring.enter(waitingFor: 0, timeout: nil)
+            } catch {
+                // The kernel refuses more until completions are taken: take them now,
+                // and hand their readiness to the next wait.
+                drain(into: &deferred)
+            }
+        }
+    }
+
+    private func drain(into events: inout [BackendEvent]) {
+        var wakeEnded = false
+        ring.drainCompletions { completion in
+            let more = completion.flags & CREACTOR_IORING_CQE_F_MORE != 0
+            switch UserData.kind(completion.user_data) {
+            case .operation:
+                completed.append(Completion(operation: UserData.operationID(completion.user_data), result: completion.res))
+            case .poll:
+                let token = UserData.token(completion.user_data)
+                if completion.res >= 0 {
+                    events.append(BackendEvent(token: token, readiness: Readiness(events: UInt32(completion.res))))
+                    if !more { rearm(token) }
+                } else if completion.res != -ECANCELED {
+                    events.append(BackendEvent(token: token, readiness: .error))
+                }
+            case .wakeUp:
+                if !more { wakeEnded = true }
+            case .ignored:
+                break
+            }
+        }
+        if wakeEnded { armWake() }
+    }
+
+    /// A multishot poll the kernel ended (its completion lacked `F_MORE`) is armed again,
+    /// unless it was removed meanwhile.
+    private func rearm(_ token: Token) {
+        requests.withLock { requests in
+            guard let fd = requests.polled[token] else { return }
+            requests.list.append(.poll(fd, token))
+        }
+    }
+
+    /// Whether this kernel sets up a ring for this process; asked once.
+    static let isSupported: Bool = {
+        do {
+            _ = try URing(entries: 8, completions: 0)
+            return true
+        } catch {
+            return false
+        }
+    }()
+
+    /// Set by tests to make every setup fail as a kernel without io_uring would.
+    /// Zero for none; otherwise an errno.
+    static let forcedSetupError = Atomic<CInt>(0)
+
+}
+
+/// A completion's user data: the top two bits say what it belongs to, the rest is
+/// a token or an operation ID (slot index below 2^30, and generation).
+private enum UserData {
+    enum Kind { case poll, operation, wakeUp, ignored }
+
+    private static let kindShift: UInt64 = 62
+    private static let payload: UInt64 = (1 << 62) - 1
+    private static let operationKind: UInt64 = 1 << 62
+    static let wakeUp: UInt64 = 2 << 62
+    static let ignored: UInt64 = 3 << 62
+
+    static func poll(_ token: Token) -> UInt64 {
+        precondition(token.index < 1 << 30, "more registrations than io_uring user data can name")
+        return UInt64(token.index) << 32 | UInt64(token.generation)
+    }
+
+    static func operation(_ id: OperationID) -> UInt64 {
+        precondition(id.index < 1 << 30, "more operations than io_uring user data can name")
+        return operationKind | id.rawValue
+    }
+
+    static func kind(_ userData: UInt64) -> Kind {
+        switch userData >> kindShift {
+        case 0: .poll
+        case 1: .operation
+        case 2: .wakeUp
+        default: .ignored
+        }
+    }
+
+    static func token(_ userData: UInt64) -> Token {
+        Token(index: Int(userData >> 32 & (payload >> 32)), generation: UInt32(truncatingIfNeeded: userData))
+    }
+
+    static func operationID(_ userData: UInt64) -> OperationID {
+        OperationID(rawValue: userData & payload)
+    }
+}
+
+extension UnsafeMutablePointer where Pointee == creactor_sqe {
+    /// Fills the fields every operation uses; the entry was zeroed.
+    fileprivate func prepare(
+        _ opcode: UInt8, _ fd: CInt, _ address: UnsafeRawPointer?, _ length: Int,
+        flags: UInt32 = 0, offset: UInt64 = 0
+    ) {
+        pointee.opcode = opcode
+        pointee.fd = fd
+        pointee.addr = UInt64(UInt(bitPattern: address))
+        pointee.len = UInt32(clamping: min(length, Int(Int32.max)))
+        pointee.op_flags = flags
+        pointee.off = offset
+    }
+}
+#endif

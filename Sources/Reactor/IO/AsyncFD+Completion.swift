@@ -1,0 +1,51 @@
+#if os(Linux)
+import CReactor
+#endif
+import SystemPackage
+
+/// Operations that a completion backend (io_uring) runs on the descriptor.
+extension AsyncFD {
+    /// Whether operations started here run as completions: the loop has a completion
+    /// backend, and the caller runs on that loop's thread, where the ring is submitted.
+    /// Elsewhere the same calls wait for readiness, as on any backend.
+    var runsCompletions: Bool {
+        eventLoop.reactor.completions != nil && eventLoop.isCurrent
+    }
+
+    /// Runs `operation` to its completion and returns its count.
+    ///
+    /// The task resumes only once the kernel is done with the operation's memory, also
+    /// when it is cancelled (DESIGN §3.9). A result that arrives although the task was
+    /// cancelled is returned: the bytes it moved are not lost.
+    ///
+    /// - Throws: ``IOError`` naming `name` and `address` with the operation's errno;
+    ///   `CancellationError` if it was cancelled in time; ``ReactorError/closed`` or
+    ///   ``ReactorError/loopShutDown`` if that is what cancelled it; ``ReactorError/busy``.
+    func complete(
+        _ operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
+    ) async throws -> Int {
+        let snapshot = io.beginOperation()
+        defer { endOperation() }
+        if let error = Self.unusable(snapshot) { throw error }
+        while true {
+            try Task.checkCancellation()
+            let result = try await eventLoop.reactor.complete(operation, on: io, reading: reading)
+            if result >= 0 { return Int(result) }
+            switch Errno(rawValue: -result) {
+            case .interrupted:
+                continue
+            case .canceled:
+                throw Self.unusable(io.snapshot()) ?? CancellationError()
+            case .brokenPipe:
+                #if os(Linux)
+                // A write to a pipe without a reader raised SIGPIPE on this loop thread,
+                // which blocks it; take it so that it is never delivered.
+                creactor_consume_sigpipe()
+                #endif
+                throw IOError(name, .brokenPipe, address: address)
+            case let errno:
+                throw IOError(name, errno, address: address)
+            }
+        }
+    }
+}
