@@ -54,6 +54,7 @@ int creactor_recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int 
 #include <sys/syscall.h>
 
 _Static_assert(sizeof(creactor_sqe) == sizeof(struct io_uring_sqe), "sqe size");
+_Static_assert(offsetof(creactor_sqe, ioprio) == offsetof(struct io_uring_sqe, ioprio), "sqe ioprio");
 _Static_assert(offsetof(creactor_sqe, off) == offsetof(struct io_uring_sqe, off), "sqe off");
 _Static_assert(offsetof(creactor_sqe, addr) == offsetof(struct io_uring_sqe, addr), "sqe addr");
 _Static_assert(offsetof(creactor_sqe, len) == offsetof(struct io_uring_sqe, len), "sqe len");
@@ -87,6 +88,8 @@ const uint8_t CREACTOR_IORING_OP_READ = IORING_OP_READ;
 const uint8_t CREACTOR_IORING_OP_WRITE = IORING_OP_WRITE;
 const uint8_t CREACTOR_IORING_OP_SEND = IORING_OP_SEND;
 const uint8_t CREACTOR_IORING_OP_RECV = IORING_OP_RECV;
+const uint8_t CREACTOR_IORING_OP_ACCEPT = IORING_OP_ACCEPT;
+const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT = IORING_ACCEPT_MULTISHOT;
 
 int creactor_uring_setup(uint32_t entries, uint32_t cq_entries, uint32_t flags, creactor_uring *ring) {
     struct io_uring_params params;

@@ -184,6 +184,8 @@ extern const uint8_t CREACTOR_IORING_OP_READ;
 extern const uint8_t CREACTOR_IORING_OP_WRITE;
 extern const uint8_t CREACTOR_IORING_OP_SEND;
 extern const uint8_t CREACTOR_IORING_OP_RECV;
+extern const uint8_t CREACTOR_IORING_OP_ACCEPT;
+extern const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT;
 
 /// Loads a ring index the kernel writes, ordered before the entries it publishes.
 static inline uint32_t creactor_load_acquire(const uint32_t *index) {

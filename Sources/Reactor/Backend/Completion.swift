@@ -11,13 +11,18 @@ enum CompletionOperation {
     case read(CInt, UnsafeMutableRawBufferPointer)
     /// `write(2)` at the current position from `bytes`.
     case write(CInt, UnsafeRawBufferPointer)
+    /// `accept4(2)` again and again, one completion per connection (multishot), the new
+    /// descriptors non-blocking and close-on-exec; no peer address.
+    case acceptMultishot(CInt)
 }
 
-/// The end of one operation: which one, and what the syscall would have returned
-/// (a count, or a negated errno).
+/// One completion of an operation: which one, what the syscall would have returned
+/// (a count or a descriptor, or a negated errno), and whether more follow (a multishot
+/// operation that goes on). The completion without `more` is the operation's last.
 struct Completion {
     var operation: OperationID
     var result: Int32
+    var more = false
 }
 
 /// Names an operation in flight: a slot of the loop's operation table and the

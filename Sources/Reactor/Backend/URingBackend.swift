@@ -41,8 +41,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     /// - Throws: what ``URing/init(entries:completions:)`` throws, or `eventfd`'s `Errno`.
     init(entries: UInt32 = 1024, completions: UInt32 = 16 * 1024) throws(Errno) {
-        let forced = Self.forcedSetupError.load(ordering: .relaxed)
-        if forced != 0 { throw Errno(rawValue: forced) }
+        if let forced = Self.forcedSetupError { throw forced }
         ring = try URing(entries: entries, completions: completions)
         wakeFD = try valueOrErrno { creactor_eventfd() }
         completed.reserveCapacity(1024)
@@ -83,6 +82,9 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             entry.prepare(CREACTOR_IORING_OP_READ, fd, buffer.baseAddress, buffer.count, offset: .max)
         case .write(let fd, let bytes):
             entry.prepare(CREACTOR_IORING_OP_WRITE, fd, bytes.baseAddress, bytes.count, offset: .max)
+        case .acceptMultishot(let fd):
+            entry.prepare(CREACTOR_IORING_OP_ACCEPT, fd, nil, 0, flags: UInt32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+            entry.pointee.ioprio = CREACTOR_IORING_ACCEPT_MULTISHOT
         }
         entry.pointee.user_data = UserData.operation(id)
     }
@@ -223,7 +225,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             let more = completion.flags & CREACTOR_IORING_CQE_F_MORE != 0
             switch UserData.kind(completion.user_data) {
             case .operation:
-                completed.append(Completion(operation: UserData.operationID(completion.user_data), result: completion.res))
+                completed.append(
+                    Completion(operation: UserData.operationID(completion.user_data), result: completion.res, more: more))
             case .poll:
                 let token = UserData.token(completion.user_data)
                 if completion.res >= 0 {
@@ -260,9 +263,9 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         }
     }()
 
-    /// Set by tests to make every setup fail as a kernel without io_uring would.
-    /// Zero for none; otherwise an errno.
-    static let forcedSetupError = Atomic<CInt>(0)
+    /// Set by tests, for the task that creates a loop, to make the setup fail as on a
+    /// kernel that refuses io_uring.
+    @TaskLocal static var forcedSetupError: Errno?
 
 }
 

@@ -5,7 +5,16 @@
 /// delivered there. A slot's generation changes when it is freed, so an ID kept by a
 /// late cancellation handler names nothing once its operation has ended.
 struct OperationTable: ~Copyable {
-    private var continuations: [UnsafeContinuation<Int32, Never>?] = []
+    /// Who an operation's completions go to.
+    private enum Receiver {
+        case none
+        /// The task that waits for the one completion.
+        case task(UnsafeContinuation<Int32, Never>)
+        /// A multishot operation's owner, which takes every completion.
+        case sink(any CompletionSink)
+    }
+
+    private var receivers: [Receiver] = []
     private var generations: [UInt32] = []
     private var free: [Int] = []
     /// Slots reserved and not yet completed.
@@ -17,8 +26,8 @@ struct OperationTable: ~Copyable {
         if let reused = free.popLast() {
             index = reused
         } else {
-            index = continuations.count
-            continuations.append(nil)
+            index = receivers.count
+            receivers.append(.none)
             generations.append(0)
         }
         inFlight += 1
@@ -27,7 +36,7 @@ struct OperationTable: ~Copyable {
 
     /// Frees a slot reserved for an operation that did not start after all.
     mutating func release(_ id: OperationID) {
-        precondition(generations[id.index] == id.generation && continuations[id.index] == nil)
+        precondition(generations[id.index] == id.generation)
         generations[id.index] &+= 1
         free.append(id.index)
         inFlight -= 1
@@ -35,22 +44,39 @@ struct OperationTable: ~Copyable {
 
     /// Stores the continuation that the operation's completion resumes.
     mutating func attach(_ continuation: UnsafeContinuation<Int32, Never>, to id: OperationID) {
-        precondition(generations[id.index] == id.generation && continuations[id.index] == nil)
-        continuations[id.index] = continuation
+        precondition(generations[id.index] == id.generation)
+        receivers[id.index] = .task(continuation)
     }
 
-    /// Frees the slot of a completed operation and resumes its task with the result.
-    /// A completion for a slot that was freed since (it cannot happen: each operation
-    /// completes once) is ignored.
+    /// Sends every completion of the multishot operation `id` to `sink`.
+    mutating func attach(_ sink: any CompletionSink, to id: OperationID) {
+        precondition(generations[id.index] == id.generation)
+        receivers[id.index] = .sink(sink)
+    }
+
+    /// Hands a completion to its receiver, and frees the slot after the operation's last.
+    /// A completion for a slot that was freed since (it cannot happen: an operation
+    /// ends once) is ignored.
     mutating func complete(_ completion: Completion) {
         let id = completion.operation
-        guard id.index < continuations.count, generations[id.index] == id.generation,
-            let continuation = continuations[id.index]
-        else { return }
-        continuations[id.index] = nil
-        generations[id.index] &+= 1
-        free.append(id.index)
-        inFlight -= 1
-        continuation.resume(returning: completion.result)
+        guard id.index < receivers.count, generations[id.index] == id.generation else { return }
+        let receiver = receivers[id.index]
+        if !completion.more {
+            receivers[id.index] = .none
+            generations[id.index] &+= 1
+            free.append(id.index)
+            inFlight -= 1
+        }
+        switch receiver {
+        case .none: break
+        case .task(let continuation): continuation.resume(returning: completion.result)
+        case .sink(let sink): sink.receive(completion.result, more: completion.more)
+        }
     }
+}
+
+/// Takes the completions of a multishot operation, on the loop thread.
+protocol CompletionSink: AnyObject {
+    /// One completion; `more` false for the operation's last.
+    func receive(_ result: Int32, more: Bool)
 }

@@ -95,19 +95,8 @@ final class Reactor: @unchecked Sendable {
     ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
     ///   closed before the operation could start.
     func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Int32 {
-        guard let completions else { preconditionFailure("not a completion backend") }
-        let id = operations.reserve()
-        guard io.claim(reading: reading, for: id) else {
-            operations.release(id)
-            throw .busy
-        }
+        let (completions, id) = try claim(io, reading: reading)
         defer { io.unclaim(reading: reading) }
-        // A close that came before the claim did not see it and cancels nothing.
-        let snapshot = io.snapshotAfterClaim()
-        if snapshot.isClosed || snapshot.isShutDown {
-            operations.release(id)
-            throw snapshot.isClosed ? .closed : .loopShutDown
-        }
         return await withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 operations.attach(continuation, to: id)
@@ -116,6 +105,37 @@ final class Reactor: @unchecked Sendable {
         } onCancel: {
             completions.cancel(id)
         }
+    }
+
+    /// Loop thread only, on a completion backend: starts the multishot `operation` on
+    /// `io`, and sends each of its completions to `sink`, up to the last.
+    ///
+    /// The operation holds `io`'s reading claim until then: closing `io` cancels it. The
+    /// sink ends the claim (``ScheduledIO/unclaim(reading:)``) when the last one comes.
+    ///
+    /// - Throws: as ``complete(_:on:reading:)``.
+    func startMultishot(_ operation: CompletionOperation, on io: ScheduledIO, sink: any CompletionSink) throws(ReactorError) {
+        let (completions, id) = try claim(io, reading: true)
+        operations.attach(sink, to: id)
+        completions.submit(operation, as: id)
+    }
+
+    /// Reserves an operation slot and claims `io`'s direction for it.
+    private func claim(_ io: ScheduledIO, reading: Bool) throws(ReactorError) -> (any CompletionBackend, OperationID) {
+        guard let completions else { preconditionFailure("not a completion backend") }
+        let id = operations.reserve()
+        guard io.claim(reading: reading, for: id) else {
+            operations.release(id)
+            throw .busy
+        }
+        // A close that came before the claim did not see it and cancels nothing.
+        let snapshot = io.snapshotAfterClaim()
+        if snapshot.isClosed || snapshot.isShutDown {
+            io.unclaim(reading: reading)
+            operations.release(id)
+            throw snapshot.isClosed ? .closed : .loopShutDown
+        }
+        return (completions, id)
     }
 
     /// Cancels the operations in flight on `io`, from any thread; each still ends with

@@ -26,6 +26,9 @@ public final class AsyncFD: Sendable {
     /// The loop whose reactor watches the descriptor; its tasks are resumed without a hop.
     public let eventLoop: EventLoop
     let io: ScheduledIO
+    /// Loop thread only: what takes the completions of a multishot operation on this
+    /// descriptor (the connections a listener accepts on io_uring), once one started.
+    nonisolated(unsafe) var completionSink: (any CompletionSink)?
 
     /// Registers `fileDescriptor`, which must be non-blocking, and takes ownership of it.
     ///

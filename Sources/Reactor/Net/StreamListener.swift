@@ -148,10 +148,13 @@ extension AsyncFD {
     typealias AcceptCall = (_ listener: CInt, _ address: UnsafeMutablePointer<sockaddr>, _ length: UnsafeMutablePointer<socklen_t>) -> CInt
 
     /// Accepts one connection, backing off on descriptor or memory exhaustion (DESIGN
-    /// §3.5), and registers it on `loop`.
+    /// §3.5), and registers it on `loop`. On the listener's own loop, a completion
+    /// backend accepts through a multishot accept instead, unless a `call` is forced.
     func acceptConnection(
-        on loop: EventLoop?, using call: AcceptCall = { creactor_accept($0, $1, $2) }
+        on loop: EventLoop?, using forced: AcceptCall? = nil
     ) async throws -> (AsyncFD, SocketAddress) {
+        if forced == nil && runsCompletions { return try await acceptCompleting(on: loop) }
+        let call = forced ?? { creactor_accept($0, $1, $2) }
         var backoff = Duration.milliseconds(10)
         while true {
             var storage = sockaddr_storage()
@@ -182,7 +185,7 @@ extension AsyncFD {
         }
     }
 
-    private static func isExhaustion(_ errno: Errno) -> Bool {
+    static func isExhaustion(_ errno: Errno) -> Bool {
         errno == .tooManyOpenFiles || errno == .tooManyOpenFilesInSystem
             || errno == .noBufferSpace || errno == .noMemory
     }

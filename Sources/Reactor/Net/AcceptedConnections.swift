@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import DequeModule
+import SystemPackage
+
+/// The connections a multishot accept (io_uring) delivered to a listener, until its
+/// `accept` calls take them. Loop thread only.
+///
+/// One submission accepts every connection that arrives while it lasts: a burst costs
+/// one completion per connection and no syscall. It ends on an error (`EMFILE`, say),
+/// when the listener closes, or when the loop shuts down; the next `accept` starts
+/// another once the error was handled.
+final class AcceptedConnections: CompletionSink {
+    private var descriptors = Deque<CInt>()
+    private var failure: Errno?
+    /// Whether a multishot accept is in flight.
+    private(set) var isArmed = false
+    /// How many were started (for tests: a burst should need one).
+    private(set) var armings = 0
+    private let io: ScheduledIO
+    private let listener: FileDescriptor
+
+    init(io: ScheduledIO, listener: FileDescriptor) {
+        self.io = io
+        self.listener = listener
+    }
+
+    /// The oldest connection not taken yet.
+    func next() -> CInt? { descriptors.popFirst() }
+
+    /// The error that ended the last multishot accept, once.
+    func takeFailure() -> Errno? {
+        defer { failure = nil }
+        return failure
+    }
+
+    /// Starts a multishot accept, counted as an operation on the listener until it ends.
+    func arm(on reactor: Reactor) throws(ReactorError) {
+        _ = io.beginOperation()
+        do {
+            try reactor.startMultishot(.acceptMultishot(io.descriptor), on: io, sink: self)
+        } catch {
+            endOperation()
+            throw error
+        }
+        isArmed = true
+        armings += 1
+    }
+
+    func receive(_ result: Int32, more: Bool) {
+        let closed = io.snapshot().isClosed || io.snapshot().isShutDown
+        if result >= 0 {
+            // A connection that arrives after the listener closed has nobody to take it.
+            if closed { SocketCalls.discard(result) } else { descriptors.append(result) }
+        } else if result != -ECANCELED {
+            failure = Errno(rawValue: -result)
+        }
+        if !more {
+            isArmed = false
+            io.unclaim(reading: true)
+            if closed {
+                while let fd = descriptors.popFirst() { SocketCalls.discard(fd) }
+            }
+            endOperation()
+        }
+        io.reader.notify()
+    }
+
+    /// Counts the accept out; the last operation on a closed listener closes it.
+    private func endOperation() {
+        if io.endOperation() { try? listener.close() }
+    }
+}
+
+extension AsyncFD {
+    /// Accepts through a multishot accept: the loop-thread path on a completion backend.
+    func acceptCompleting(on loop: EventLoop?) async throws -> (AsyncFD, SocketAddress) {
+        let accepted: AcceptedConnections
+        if let existing = completionSink as? AcceptedConnections {
+            accepted = existing
+        } else {
+            accepted = AcceptedConnections(io: io, listener: fileDescriptor)
+            completionSink = accepted
+        }
+        var backoff = Duration.milliseconds(10)
+        while true {
+            if let error = Self.unusable(io.snapshot()) { throw error }
+            if let fd = accepted.next() {
+                let peer = (try? SocketCalls.address(of: fd, peer: true)) ?? .unnamedUnix
+                do {
+                    return (try AsyncFD(FileDescriptor(rawValue: fd), on: loop ?? eventLoop), peer)
+                } catch {
+                    SocketCalls.discard(fd)
+                    throw error
+                }
+            }
+            if let failure = accepted.takeFailure() {
+                if Self.isExhaustion(failure) {
+                    try await eventLoop.clock.sleep(for: backoff)
+                    backoff = min(backoff * 2, .seconds(1))
+                } else if failure != .connectionAbort {
+                    throw IOError(.accept, failure)
+                }
+                continue
+            }
+            if !accepted.isArmed { try accepted.arm(on: eventLoop.reactor) }
+            try await io.reader.park(arm: {}, disarm: {})
+        }
+    }
+}
