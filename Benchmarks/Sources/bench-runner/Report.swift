@@ -205,11 +205,12 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         md += "\n"
     }
 
+    md += memorySection(results: results)
+    md += loopSection(results: results, workload: options.quick ? .quick : LoopWorkload())
     md += targetSection(results: results, reactor: programs.reactor)
 
     md += "## Not measured yet\n\n"
-    md += "Peak RSS at start and with 10,000 idle connections; timers (schedule + cancel with 100k pending); "
-    md += "cross-thread wake-up; tokio and libuv peers. See issue 4.\n\n"
+    md += "Peak RSS with one connection; tokio and libuv peers. See issue 4.\n\n"
 
     if !results.failures.isEmpty {
         md += "## Failures and omissions in this run\n\n"
@@ -255,6 +256,7 @@ func targetSection(results: Results, reactor: ReactorAvailability) -> String {
     if let sample = results.allocations[name] {
         rows += "| heap allocations per echo round trip = 0 | \(sample.perMessage < 0.005 ? "met" : "missed") (\(decimal(sample.perMessage, 3))) |\n"
     }
+    rows += loopAndMemoryTargetRows(results: results, name: name)
     guard !rows.isEmpty else { return md + "Not checked: no Reactor epoll sample in this run.\n\n" }
     return md + "| target | result |\n|---|---|\n" + rows + "\n"
 }

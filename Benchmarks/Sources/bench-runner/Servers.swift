@@ -22,6 +22,7 @@ struct Programs {
     let reactor: ReactorAvailability
 
     var loadgen: String { "\(peers)/loadgen" }
+    var holdconns: String { "\(peers)/holdconns" }
     var mallocCounter: String { "\(peers)/libmalloc_counter.so" }
 
     var echoServers: [Server] {
@@ -61,6 +62,8 @@ struct ReactorAvailability {
     var echo = false
     var http = false
     var backends: [String] = []
+    /// Whether this package's `reactor-loop` (the timer and wake-up workloads) was built.
+    var loopProgram = false
     /// Why Reactor is missing from some figures, for RESULTS.md.
     var notes: [String] = []
 
