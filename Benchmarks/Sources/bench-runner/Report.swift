@@ -210,7 +210,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
     md += targetSection(results: results, reactor: programs.reactor)
 
     md += "## Not measured yet\n\n"
-    md += "Peak RSS with one connection; tokio and libuv peers. See issue 4.\n\n"
+    md += "Peak RSS with one connection; tokio for HTTP, timers and wake-ups; libuv. See issue 4.\n\n"
 
     if !results.failures.isEmpty {
         md += "## Failures and omissions in this run\n\n"
@@ -279,7 +279,8 @@ func chart(results: Results, rounds: Int, quick: Bool) -> String {
                        results.httpServers.map { ($0.name, Spread((results.http[$0.name] ?? []).map(\.requestsPerCPUSecond))) }))
     }
     let servers = results.echoServers.map(\.name)
-    let colours = ["C epoll": "#6b6b6b", "SwiftNIO": "#f05138", "Reactor epoll": "#1f6fb2", "Reactor poll": "#8cbde6"]
+    let colours = ["C epoll": "#6b6b6b", "SwiftNIO": "#f05138", "tokio": "#8a5a2b", "Reactor epoll": "#1f6fb2",
+                   "Reactor poll": "#8cbde6"]
 
     let barWidth = 34.0, barGap = 6.0, groupGap = 46.0
     let left = 70.0, top = 70.0, plotHeight = 300.0, bottom = 70.0

@@ -3,7 +3,7 @@ import Foundation
 
 /// One server implementation of one protocol.
 struct Server: Hashable {
-    enum Family: Hashable { case c, nio, reactor }
+    enum Family: Hashable { case c, nio, tokio, reactor }
 
     /// The name in tables and charts ("C epoll", "SwiftNIO", "Reactor epoll").
     let name: String
@@ -20,6 +20,8 @@ struct Programs {
     let peers: String        // Benchmarks/.build-peers
     let swiftBin: String     // the Benchmarks package's release bin path
     let reactor: ReactorAvailability
+    /// The tokio echo peer, when it could be built.
+    let tokioEcho: String?
 
     var loadgen: String { "\(peers)/loadgen" }
     var holdconns: String { "\(peers)/holdconns" }
@@ -30,6 +32,9 @@ struct Programs {
             Server(name: "C epoll", family: .c) { ["\(peers)/epoll_echo", String($0)] },
             Server(name: "SwiftNIO", family: .nio) { ["\(swiftBin)/nio-echo", "--port", String($0)] },
         ]
+        if let tokioEcho {
+            servers.append(Server(name: "tokio", family: .tokio) { [tokioEcho, String($0)] })
+        }
         if let binary = reactor.binary, reactor.echo {
             for backend in reactor.backends {
                 servers.append(Server(name: "Reactor \(backend)", family: .reactor) {

@@ -113,6 +113,30 @@ func buildPeers() {
     if status != 0 { fail("cc malloc_counter failed:\n\(output)") }
 }
 
+/// Builds the tokio echo peer offline against Debian's crates (`librust-tokio-dev`) into
+/// .build-peers/tokio/; returns its path, or nil with the reason in `notes`.
+func buildTokioEcho(notes: inout [String]) -> String? {
+    let registry = "/usr/share/cargo/registry"
+    guard capture(["sh", "-c", "command -v cargo"]).status == 0,
+          (try? FileManager.default.contentsOfDirectory(atPath: registry))?.contains(where: { $0.hasPrefix("tokio-1.") }) == true
+    else {
+        notes.append("No tokio peer: it needs `cargo` and Debian's crates (`apt-get install -y librust-tokio-dev`).")
+        return nil
+    }
+    log("building tokio-echo (cargo build --release --offline)…")
+    let (status, output) = capture([
+        "cargo", "build", "--release", "--offline", "--manifest-path", "Peers/tokio-echo/Cargo.toml",
+        "--target-dir", "\(Paths.peers)/tokio", "--config", "source.crates-io.replace-with=\"debian\"",
+        "--config", "source.debian.directory=\"\(registry)\"",
+    ], directory: Paths.benchmarks)
+    guard status == 0 else {
+        try? output.write(toFile: "\(Paths.logs)/tokio-build.log", atomically: true, encoding: .utf8)
+        notes.append("No tokio peer: `cargo build` failed (.build-peers/logs/tokio-build.log).")
+        return nil
+    }
+    return "\(Paths.peers)/tokio/release/tokio-echo"
+}
+
 /// The products of this package that stand for SwiftNIO.
 let nioProducts = ["nio-echo", "nio-http", "nio-loop"]
 
@@ -379,7 +403,9 @@ let reactor = findReactor(options: options, swiftBin: swiftBin)
 log(reactor.anyServer
     ? "Reactor: \(reactor.binary!) (echo: \(reactor.echo), http: \(reactor.http), backends: \(reactor.backends.joined(separator: ", ")))"
     : "Reactor's servers are not available: \(reactor.notes.joined(separator: " "))")
-let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor)
+var peerNotes: [String] = []
+let tokioEcho = buildTokioEcho(notes: &peerNotes)
+let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor, tokioEcho: tokioEcho)
 if options.smoke {
     let failures = smokeCheck(programs: programs)
     log("bench-runner --smoke: \(failures.isEmpty ? "every program answered" : "\(failures.count) failed") "
@@ -388,6 +414,7 @@ if options.smoke {
     exit(failures.isEmpty ? 0 : 1)
 }
 let results = Results()
+results.failures += peerNotes
 runAll(options: options, programs: programs, results: results)
 let elapsed = monotonicSeconds() - startedAt
 writeReport(options: options, programs: programs, results: results, elapsed: elapsed,
