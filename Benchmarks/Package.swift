@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
-// The benchmark suite: Reactor's servers beside their peers (SwiftNIO, a C epoll floor), one run,
-// one machine. A separate package so that the library never depends on swift-nio.
+// The benchmark suite: Reactor's servers and event loop beside their peers (SwiftNIO, a C epoll
+// floor), one run, one machine. A separate package so that the library never depends on swift-nio.
 // Run it with `swift run -c release bench-runner [--quick]` (README.md).
 import PackageDescription
 
@@ -24,6 +24,17 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
+        ),
+        // The timer and wake-up workloads, and their Reactor and SwiftNIO sides.
+        .target(name: "CAffinity"),
+        .target(name: "LoopBench", dependencies: ["CAffinity"]),
+        .executableTarget(
+            name: "reactor-loop",
+            dependencies: ["LoopBench", .product(name: "Reactor", package: "swift-reactor")]
+        ),
+        .executableTarget(
+            name: "nio-loop",
+            dependencies: ["LoopBench", .product(name: "NIOPosix", package: "swift-nio")]
         ),
         .executableTarget(name: "bench-runner"),
     ],

@@ -184,9 +184,15 @@ func cpuSeconds(of pid: pid_t) -> Double? {
 
 /// Whether something accepts TCP connections on 127.0.0.1:`port`.
 func acceptsConnections(port: Int) -> Bool {
+    guard let fd = connectLoopback(port: port) else { return false }
+    close(fd)
+    return true
+}
+
+/// A blocking TCP connection to 127.0.0.1:`port`, or nil if none could be made.
+func connectLoopback(port: Int) -> CInt? {
     let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
+    guard fd >= 0 else { return nil }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -196,7 +202,11 @@ func acceptsConnections(port: Int) -> Bool {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    return result == 0
+    guard result == 0 else {
+        close(fd)
+        return nil
+    }
+    return fd
 }
 
 /// Raises the soft limit on open files to the hard limit; children inherit it (1,000 connections

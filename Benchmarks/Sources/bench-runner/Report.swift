@@ -205,11 +205,12 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         md += "\n"
     }
 
+    md += memorySection(results: results)
+    md += loopSection(results: results, workload: options.quick ? .quick : LoopWorkload())
     md += targetSection(results: results, reactor: programs.reactor)
 
     md += "## Not measured yet\n\n"
-    md += "Peak RSS at start and with 10,000 idle connections; timers (schedule + cancel with 100k pending); "
-    md += "cross-thread wake-up; tokio and libuv peers. See issue 4.\n\n"
+    md += "Peak RSS with one connection; tokio for HTTP, timers and wake-ups; libuv. See issue 4.\n\n"
 
     if !results.failures.isEmpty {
         md += "## Failures and omissions in this run\n\n"
@@ -255,6 +256,7 @@ func targetSection(results: Results, reactor: ReactorAvailability) -> String {
     if let sample = results.allocations[name] {
         rows += "| heap allocations per echo round trip = 0 | \(sample.perMessage < 0.005 ? "met" : "missed") (\(decimal(sample.perMessage, 3))) |\n"
     }
+    rows += loopAndMemoryTargetRows(results: results, name: name)
     guard !rows.isEmpty else { return md + "Not checked: no Reactor epoll sample in this run.\n\n" }
     return md + "| target | result |\n|---|---|\n" + rows + "\n"
 }
@@ -277,7 +279,8 @@ func chart(results: Results, rounds: Int, quick: Bool) -> String {
                        results.httpServers.map { ($0.name, Spread((results.http[$0.name] ?? []).map(\.requestsPerCPUSecond))) }))
     }
     let servers = results.echoServers.map(\.name)
-    let colours = ["C epoll": "#6b6b6b", "SwiftNIO": "#f05138", "Reactor epoll": "#1f6fb2", "Reactor poll": "#8cbde6"]
+    let colours = ["C epoll": "#6b6b6b", "SwiftNIO": "#f05138", "tokio": "#8a5a2b", "Reactor epoll": "#1f6fb2",
+                   "Reactor poll": "#8cbde6"]
 
     let barWidth = 34.0, barGap = 6.0, groupGap = 46.0
     let left = 70.0, top = 70.0, plotHeight = 300.0, bottom = 70.0

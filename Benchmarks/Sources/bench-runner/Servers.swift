@@ -3,7 +3,7 @@ import Foundation
 
 /// One server implementation of one protocol.
 struct Server: Hashable {
-    enum Family: Hashable { case c, nio, reactor }
+    enum Family: Hashable { case c, nio, tokio, reactor }
 
     /// The name in tables and charts ("C epoll", "SwiftNIO", "Reactor epoll").
     let name: String
@@ -20,8 +20,11 @@ struct Programs {
     let peers: String        // Benchmarks/.build-peers
     let swiftBin: String     // the Benchmarks package's release bin path
     let reactor: ReactorAvailability
+    /// The tokio echo peer, when it could be built.
+    let tokioEcho: String?
 
     var loadgen: String { "\(peers)/loadgen" }
+    var holdconns: String { "\(peers)/holdconns" }
     var mallocCounter: String { "\(peers)/libmalloc_counter.so" }
 
     var echoServers: [Server] {
@@ -29,6 +32,9 @@ struct Programs {
             Server(name: "C epoll", family: .c) { ["\(peers)/epoll_echo", String($0)] },
             Server(name: "SwiftNIO", family: .nio) { ["\(swiftBin)/nio-echo", "--port", String($0)] },
         ]
+        if let tokioEcho {
+            servers.append(Server(name: "tokio", family: .tokio) { [tokioEcho, String($0)] })
+        }
         if let binary = reactor.binary, reactor.echo {
             for backend in reactor.backends {
                 servers.append(Server(name: "Reactor \(backend)", family: .reactor) {
@@ -61,6 +67,8 @@ struct ReactorAvailability {
     var echo = false
     var http = false
     var backends: [String] = []
+    /// Whether this package's `reactor-loop` (the timer and wake-up workloads) was built.
+    var loopProgram = false
     /// Why Reactor is missing from some figures, for RESULTS.md.
     var notes: [String] = []
 

@@ -15,6 +15,7 @@ import Glibc
 
 struct Options {
     var quick = false
+    var smoke = false
     var rounds = 3
     var warmup = 1.0
     var duration = 5.0
@@ -24,9 +25,12 @@ struct Options {
     var arguments: [String] = []
 
     static let usage = """
-        usage: bench-runner [--quick] [--rounds N] [--duration SECONDS] [--warmup SECONDS]
+        usage: bench-runner [--quick | --smoke] [--rounds N] [--duration SECONDS] [--warmup SECONDS]
                             [--no-build] [--no-reactor-build] [--no-reactor]
           --quick             1 round, 1-second runs, fewer figures (under 3 minutes)
+          --smoke             the CI build check: build everything, start every server and loop
+                              program once for a moment, check that it answers; exit 0 or 1;
+                              writes no RESULTS.md
           --rounds N          rounds of every server per figure (default 3)
           --duration S        measured seconds per run (default 5)
           --warmup S          warm-up seconds before each echo run (default 1)
@@ -48,6 +52,7 @@ struct Options {
         while let argument = iterator.next() {
             switch argument {
             case "--quick": quick = true
+            case "--smoke": smoke = true
             case "--rounds": explicitRounds = Int(value(argument))
             case "--duration": explicitDuration = value(argument)
             case "--warmup": explicitWarmup = value(argument)
@@ -95,6 +100,7 @@ func buildPeers() {
         ("epoll_echo", ["Peers/epoll_echo.c"]),
         ("epoll_http", ["Peers/epoll_http.c"]),
         ("loadgen", ["LoadGenerator/loadgen.c"]),
+        ("holdconns", ["LoadGenerator/holdconns.c"]),
     ]
     for (name, sources) in jobs {
         let (status, output) = capture(["cc", "-O2", "-Wall", "-o", "\(Paths.peers)/\(name)"] + sources,
@@ -107,11 +113,41 @@ func buildPeers() {
     if status != 0 { fail("cc malloc_counter failed:\n\(output)") }
 }
 
+/// Builds the tokio echo peer offline against Debian's crates (`librust-tokio-dev`) into
+/// .build-peers/tokio/; returns its path, or nil with the reason in `notes`.
+func buildTokioEcho(notes: inout [String]) -> String? {
+    let registry = "/usr/share/cargo/registry"
+    guard capture(["sh", "-c", "command -v cargo"]).status == 0,
+          (try? FileManager.default.contentsOfDirectory(atPath: registry))?.contains(where: { $0.hasPrefix("tokio-1.") }) == true
+    else {
+        notes.append("No tokio peer: it needs `cargo` and Debian's crates (`apt-get install -y librust-tokio-dev`).")
+        return nil
+    }
+    log("building tokio-echo (cargo build --release --offline)…")
+    let (status, output) = capture([
+        "cargo", "build", "--release", "--offline", "--manifest-path", "Peers/tokio-echo/Cargo.toml",
+        "--target-dir", "\(Paths.peers)/tokio", "--config", "source.crates-io.replace-with=\"debian\"",
+        "--config", "source.debian.directory=\"\(registry)\"",
+    ], directory: Paths.benchmarks)
+    guard status == 0 else {
+        try? output.write(toFile: "\(Paths.logs)/tokio-build.log", atomically: true, encoding: .utf8)
+        notes.append("No tokio peer: `cargo build` failed (.build-peers/logs/tokio-build.log).")
+        return nil
+    }
+    return "\(Paths.peers)/tokio/release/tokio-echo"
+}
+
+/// The products of this package that stand for SwiftNIO.
+let nioProducts = ["nio-echo", "nio-http", "nio-loop"]
+
+/// `swift build` options for this package.
+let benchmarksPackage = ["--package-path", Paths.benchmarks, "--scratch-path", "\(Paths.benchmarks)/.build"]
+
 /// Builds (unless told not to) and locates the SwiftNIO peers of this package.
 func swiftPeersBinPath(build: Bool) -> String {
-    let package = ["--package-path", Paths.benchmarks, "--scratch-path", "\(Paths.benchmarks)/.build"]
+    let package = benchmarksPackage
     if build {
-        for product in ["nio-echo", "nio-http"] {
+        for product in nioProducts {
             log("building \(product) (swift build -c release)…")
             let (status, output) = capture(["swift", "build", "-c", "release", "--product", product] + package)
             if status != 0 { fail("swift build --product \(product) failed:\n\(output.suffix(3000))") }
@@ -120,7 +156,7 @@ func swiftPeersBinPath(build: Bool) -> String {
     let (status, output) = capture(["swift", "build", "-c", "release", "--show-bin-path"] + package)
     let path = output.trimmingCharacters(in: .whitespacesAndNewlines)
     if status != 0 { fail("swift build --show-bin-path failed: \(output)") }
-    for product in ["nio-echo", "nio-http"] where !FileManager.default.isExecutableFile(atPath: "\(path)/\(product)") {
+    for product in nioProducts where !FileManager.default.isExecutableFile(atPath: "\(path)/\(product)") {
         fail("\(path)/\(product) is missing: run without --no-build")
     }
     return path
@@ -128,7 +164,7 @@ func swiftPeersBinPath(build: Bool) -> String {
 
 /// Builds the main package's `reactor` executable (unless told not to) and asks it which servers
 /// and backends it has. Every shortfall is noted rather than fatal: the peers run without it.
-func findReactor(options: Options) -> ReactorAvailability {
+func findReactor(options: Options, swiftBin: String) -> ReactorAvailability {
     var found = ReactorAvailability()
     guard options.reactor else {
         found.notes.append("Reactor was left out (`--no-reactor`).")
@@ -167,7 +203,24 @@ func findReactor(options: Options) -> ReactorAvailability {
     if found.backends.isEmpty {
         found.notes.append("`reactor backends` listed neither epoll nor poll.")
     }
+    found.loopProgram = buildReactorLoop(build: options.build, swiftBin: swiftBin)
+    if !found.loopProgram {
+        found.notes.append("`reactor-loop` (this package) did not build: no Reactor timer or wake-up figures.")
+    }
     return found
+}
+
+/// Builds this package's `reactor-loop` (unless told not to), which links the library under
+/// test; returns whether it is there.
+func buildReactorLoop(build: Bool, swiftBin: String) -> Bool {
+    if build {
+        log("building reactor-loop (swift build -c release)…")
+        let (status, output) = capture(["swift", "build", "-c", "release", "--product", "reactor-loop"] + benchmarksPackage)
+        if status != 0 {
+            try? output.write(toFile: "\(Paths.logs)/reactor-loop-build.log", atomically: true, encoding: .utf8)
+        }
+    }
+    return FileManager.default.isExecutableFile(atPath: "\(swiftBin)/reactor-loop")
 }
 
 // MARK: - Figures
@@ -198,16 +251,19 @@ final class Results {
     var http: [String: [HTTPSample]] = [:]
     var syscalls: [String: SyscallSample] = [:]
     var allocations: [String: AllocationSample] = [:]
+    var memory: [String: [MemorySample]] = [:]
+    var loop: [String: [LoopSample]] = [:]
+    var loopPrograms: [LoopProgram] = []
     var failures: [String] = []
     var echoServers: [Server] = []
     var httpServers: [Server] = []
 }
 
-/// The servers in round `round`'s order: rotated so no server always runs first.
-func rotated(_ servers: [Server], round: Int) -> [Server] {
-    guard !servers.isEmpty else { return servers }
-    let shift = round % servers.count
-    return Array(servers[shift...] + servers[..<shift])
+/// The servers (or programs) in round `round`'s order: rotated so none always runs first.
+func rotated<Contestant>(_ contestants: [Contestant], round: Int) -> [Contestant] {
+    guard !contestants.isEmpty else { return contestants }
+    let shift = round % contestants.count
+    return Array(contestants[shift...] + contestants[..<shift])
 }
 
 /// A new port for every server start: no TIME_WAIT or lingering listener from the previous one.
@@ -226,44 +282,29 @@ func runAll(options: Options, programs: Programs, results: Results) {
     let hasStrace = capture(["sh", "-c", "command -v strace"]).status == 0
     results.echoServers = programs.echoServers
     results.httpServers = programs.httpServers
+    results.loopPrograms = programs.loopPrograms
 
     for figure in echoFigures where options.quick ? !figure.full : true {
-        for round in 0..<options.rounds {
-            for server in rotated(results.echoServers, round: round) {
-                log("[\(figure.id)] round \(round + 1)/\(options.rounds): \(server.name)")
-                do {
-                    let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
-                    defer { running.child.stop() }
-                    let sample = try measureEcho(programs, server: running, connections: figure.connections,
-                                                 size: figure.size, warmup: options.warmup,
-                                                 duration: options.duration, loadgenCPU: figure.loadgenCPU)
-                    results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
-                    log(String(format: "    %.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
-                               sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond))
-                } catch {
-                    results.failures.append("\(figure.id), round \(round + 1), \(server.name): \(error)")
-                    log("    failed: \(error)")
-                }
-            }
+        eachRound(figure.id, results.echoServers, rounds: options.rounds, name: \.name, results: results) { server in
+            let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+            defer { running.child.stop() }
+            let sample = try measureEcho(programs, server: running, connections: figure.connections,
+                                         size: figure.size, warmup: options.warmup,
+                                         duration: options.duration, loadgenCPU: figure.loadgenCPU)
+            results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
+            return String(format: "%.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
+                          sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond)
         }
     }
 
     if hasWrk {
-        for round in 0..<options.rounds {
-            for server in rotated(results.httpServers, round: round) {
-                log("[http] round \(round + 1)/\(options.rounds): \(server.name)")
-                do {
-                    let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
-                    defer { running.child.stop() }
-                    let sample = try measureHTTP(server: running, connections: 64, duration: options.duration, cpu: 0)
-                    results.http[server.name, default: []].append(sample)
-                    log(String(format: "    %.0f req/s, %.2f µs server CPU per request, %d errors",
-                               sample.requestsPerSecond, sample.cpuMicrosecondsPerRequest, sample.errors))
-                } catch {
-                    results.failures.append("http, round \(round + 1), \(server.name): \(error)")
-                    log("    failed: \(error)")
-                }
-            }
+        eachRound("http", results.httpServers, rounds: options.rounds, name: \.name, results: results) { server in
+            let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+            defer { running.child.stop() }
+            let sample = try measureHTTP(server: running, connections: 64, duration: options.duration, cpu: 0)
+            results.http[server.name, default: []].append(sample)
+            return String(format: "%.0f req/s, %.2f µs server CPU per request, %d errors",
+                          sample.requestsPerSecond, sample.cpuMicrosecondsPerRequest, sample.errors)
         }
     } else {
         results.failures.append("wrk is not installed (`apt-get install -y wrk`): no HTTP figures.")
@@ -307,7 +348,46 @@ func runAll(options: Options, programs: Programs, results: Results) {
             log("    failed: \(error)")
         }
     }
+
+    eachRound("memory", results.echoServers, rounds: options.rounds, name: \.name, results: results) { server in
+        let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+        defer { running.child.stop() }
+        let sample = try measureMemory(programs, server: running, connections: idleConnections, cpu: 0)
+        results.memory[server.name, default: []].append(sample)
+        return String(format: "%.1f MiB at start, %.1f MiB with %d connections: %.2f KiB per connection",
+                      sample.start.peak / 1024, sample.loaded.peak / 1024, sample.connections, sample.kibPerConnection)
+    }
+
+    let workload = options.quick ? LoopWorkload.quick : LoopWorkload()
+    eachRound("loop", results.loopPrograms, rounds: options.rounds, name: \.name, results: results) { program in
+        let sample = try measureLoop(program, workload: workload)
+        results.loop[program.name, default: []].append(sample)
+        return String(format: "schedule + cancel %.0f / %.0f ns, %.0f fired per CPU-s, wake p50 %.1f µs, %.0f jobs/s",
+                      sample["earliest_ns_per_pair"]!, sample["anywhere_ns_per_pair"]!, sample["fired_per_cpu_sec"]!,
+                      sample["p50_us"]!, sample["jobs_per_sec"]!)
+    }
 }
+
+/// Measures every contestant once per round, in an order rotated each round. Logs the summary
+/// `measure` returns, or records the failure it throws and goes on.
+func eachRound<Contestant>(_ label: String, _ contestants: [Contestant], rounds: Int,
+                           name: KeyPath<Contestant, String>, results: Results,
+                           _ measure: (Contestant) throws -> String) {
+    for round in 0..<rounds {
+        for contestant in rotated(contestants, round: round) {
+            log("[\(label)] round \(round + 1)/\(rounds): \(contestant[keyPath: name])")
+            do {
+                log("    " + (try measure(contestant)))
+            } catch {
+                results.failures.append("\(label), round \(round + 1), \(contestant[keyPath: name]): \(error)")
+                log("    failed: \(error)")
+            }
+        }
+    }
+}
+
+/// Idle connections held open for the memory figure.
+let idleConnections = 10_000
 
 // MARK: - Main
 
@@ -315,15 +395,26 @@ let options = Options(Array(CommandLine.arguments.dropFirst()))
 let startedAt = monotonicSeconds()
 raiseOpenFileLimit()
 signal(SIGPIPE, SIG_IGN)
-log("bench-runner: \(options.quick ? "quick" : "full") run, \(options.rounds) round(s), \(options.duration) s per run")
+log(options.smoke ? "bench-runner: smoke run (the build check: every program once, briefly)"
+    : "bench-runner: \(options.quick ? "quick" : "full") run, \(options.rounds) round(s), \(options.duration) s per run")
 buildPeers()
 let swiftBin = swiftPeersBinPath(build: options.build)
-let reactor = findReactor(options: options)
+let reactor = findReactor(options: options, swiftBin: swiftBin)
 log(reactor.anyServer
     ? "Reactor: \(reactor.binary!) (echo: \(reactor.echo), http: \(reactor.http), backends: \(reactor.backends.joined(separator: ", ")))"
     : "Reactor's servers are not available: \(reactor.notes.joined(separator: " "))")
-let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor)
+var peerNotes: [String] = []
+let tokioEcho = buildTokioEcho(notes: &peerNotes)
+let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor, tokioEcho: tokioEcho)
+if options.smoke {
+    let failures = smokeCheck(programs: programs)
+    log("bench-runner --smoke: \(failures.isEmpty ? "every program answered" : "\(failures.count) failed") "
+        + "in \(Int(monotonicSeconds() - startedAt)) s")
+    for failure in failures { log("  \(failure)") }
+    exit(failures.isEmpty ? 0 : 1)
+}
 let results = Results()
+results.failures += peerNotes
 runAll(options: options, programs: programs, results: results)
 let elapsed = monotonicSeconds() - startedAt
 writeReport(options: options, programs: programs, results: results, elapsed: elapsed,

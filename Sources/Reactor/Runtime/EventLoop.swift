@@ -97,6 +97,23 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         precondition(isCurrent, "expected to run on event loop \(name)")
     }
 
+    /// Runs `body` on this loop's thread, in order with the loop's other jobs.
+    ///
+    /// Call it from any thread, the loop's own included. Closures handed over by one
+    /// thread run in the order it handed them over, behind the jobs it enqueued on this
+    /// loop before them. Called on the loop's thread, it queues `body` for a later step
+    /// of the turn and never runs it inside the call. Nothing is allocated beyond what
+    /// `body` captures; from another thread, a burst of calls wakes the loop once.
+    ///
+    /// `body` runs exactly once. If this loop has stopped (its group was shut down),
+    /// it runs on a loop of ``EventLoopGroup/shared`` instead, the way the jobs of tasks
+    /// that outlived their loop do: there ``isCurrent`` is false.
+    ///
+    /// - Parameter body: the work to run; it must not block the loop.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        schedule(RunItem(.closure(body)))
+    }
+
     func schedule(_ item: RunItem) {
         if isCurrent && !isStopped {
             runQueue.append(item)
@@ -105,9 +122,9 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         }
     }
 
-    /// A job that arrives after this loop stopped (a task that outlived its loop) runs
-    /// on a default-group loop, still as a job of this loop, so that the Swift runtime
-    /// does not send it straight back here.
+    /// A job that arrives after this loop stopped (a task that outlived its loop, or a
+    /// closure from ``execute(_:)``) runs on a default-group loop, still as a job of this
+    /// loop, so that the Swift runtime does not send it straight back here.
     private func handOverAfterStop(_ item: RunItem) {
         let heir: EventLoop
         do {
@@ -116,16 +133,18 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
             fatalError("event loop \(name) stopped, and no default loop could take its job: \(error)")
         }
         let owner = item.stoppedOwner ?? Unmanaged.passRetained(self)
-        heir.schedule(RunItem(item.job, isActorJob: item.isActorJob, stoppedOwner: owner))
+        heir.schedule(RunItem(item.work, stoppedOwner: owner))
     }
 
     private func run(_ item: RunItem) {
         let owner = item.stoppedOwner?.takeRetainedValue() ?? self
-        if item.isActorJob {
-            item.job.runSynchronously(
-                isolatedTo: owner.serialExecutorReference, taskExecutor: owner.taskExecutorReference)
-        } else {
-            item.job.runSynchronously(on: owner.taskExecutorReference)
+        switch item.work {
+        case .task(let job):
+            job.runSynchronously(on: owner.taskExecutorReference)
+        case .actor(let job):
+            job.runSynchronously(isolatedTo: owner.serialExecutorReference, taskExecutor: owner.taskExecutorReference)
+        case .closure(let body):
+            body()
         }
     }
 

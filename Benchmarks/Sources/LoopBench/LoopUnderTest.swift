@@ -1,0 +1,23 @@
+// What the timer and wake-up workloads need from an event loop. Reactor and SwiftNIO each get
+// an adapter of a few lines (reactor-loop, nio-loop), so that both run the very same workload.
+
+/// An event loop with one thread, timers and a cross-thread `execute`.
+public protocol LoopUnderTest: Sendable {
+    associatedtype Deadline
+    associatedtype Timer
+
+    /// Runs `body` on the loop's thread; callable from any thread.
+    func execute(_ body: @escaping @Sendable () -> Void)
+
+    /// The loop's current time, as its timers see it. On the loop's thread.
+    func now() -> Deadline
+
+    /// `base` plus `milliseconds`.
+    func deadline(_ base: Deadline, plusMilliseconds milliseconds: Int) -> Deadline
+
+    /// A timer that runs `body` on the loop at `deadline`. On the loop's thread.
+    func schedule(at deadline: Deadline, _ body: @escaping @Sendable () -> Void) -> Timer
+
+    /// Cancels `timer` if it has not run. On the loop's thread.
+    func cancel(_ timer: Timer)
+}
