@@ -187,7 +187,7 @@ public final class AsyncFD: Sendable {
         try await waiter.park(arm: { reactor.arm(io, for: interest.readiness) }, disarm: {})
     }
 
-    private static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {
+    static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {
         if snapshot.isClosed { return .closed }
         if snapshot.isShutDown { return .loopShutDown }
         return nil
