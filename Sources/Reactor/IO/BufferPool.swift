@@ -3,12 +3,12 @@ import Synchronization
 /// An event loop's fixed-size byte buffers, lent to a reader for as long as it handles
 /// what one read brought (see ``ReceivedChunks``), so that an idle connection holds none.
 ///
-/// - Every buffer is ``bufferSize`` bytes (16 KiB: a full TCP segment train per read,
-///   small enough that a few hundred lent at once stay within a few MiB).
+/// - Every buffer is ``bufferSize`` bytes (16 KiB: enough that one read usually takes
+///   all that a burst brought, small enough that hundreds lent at once fit in a few MiB).
 /// - The pool grows on demand to the number of buffers lent at once, and keeps at most
 ///   ``freeLimit`` of those returned (64, so 1 MiB per loop) for the next borrower; a
-///   buffer returned beyond that is freed. In steady state, with fewer than that many
-///   swings in the number lent, borrowing and returning allocate nothing.
+///   buffer returned beyond that is freed. Once the pool has grown, and the number lent
+///   swings by no more than the limit, borrowing and returning allocate nothing.
 /// - ``release()`` frees the kept buffers when the loop shuts down.
 ///
 /// The free list belongs to the loop's thread: only ``BufferLease`` touches it, and only
@@ -68,8 +68,8 @@ final class BufferPool {
         buffer.deallocate()
     }
 
-    /// Frees the kept buffers; buffers still lent are freed when they come back, beyond
-    /// the limit or from another thread. Loop thread only, when the loop shuts down.
+    /// Frees the kept buffers. Loop thread only, as the loop stops: buffers still lent
+    /// come back later on other threads, which free them (``discard(_:)``).
     func release() {
         for buffer in free { buffer.deallocate() }
         free.removeAll(keepingCapacity: true)

@@ -12,7 +12,7 @@
 ///
 /// It is valid until the iterator's next call to `next()`, or until the sequence ends;
 /// then its buffer goes back to the loop's pool for another reader. Reading a chunk after
-/// that traps, rather than return bytes of someone else's read: copy out what must
+/// that traps, rather than returning the bytes of another read: copy out what must
 /// outlive it (`Array(chunk)`). A chunk belongs to the loop's thread and is not `Sendable`.
 public struct ReceivedChunk: RandomAccessCollection {
     /// A byte.
