@@ -82,6 +82,14 @@ public struct PipeReader: Sendable {
         return bytes
     }
 
+    /// The bytes written into the pipe, as chunks in buffers the loop lends only while the
+    /// caller handles them. Each chunk is what one `read(2)` brought; the sequence ends
+    /// once the writer closes. Iterate on the reader's loop; see ``ReceivedChunks``.
+    /// Errors are those of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public var chunks: ReceivedChunks {
+        ReceivedChunks(source, as: .read) { Glibc.read($0, $1, $2) }
+    }
+
     /// Closes the reading end; see ``AsyncFD/close()``.
     public func close() throws { try source.close() }
 }

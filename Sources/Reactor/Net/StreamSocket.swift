@@ -42,6 +42,20 @@ extension StreamSocket {
         try await descriptor.readSome(into: &buffer, .socket, as: .receive, peer: peerAddress)
     }
 
+    /// The bytes the peer sends, as chunks in buffers the loop lends only while the caller
+    /// handles them: a connection that waits for data holds no buffer. Each chunk is what
+    /// one `recv(2)` brought; the sequence ends once the peer shuts down its writing side.
+    ///
+    /// ```swift
+    /// for try await chunk in connection.chunks { try await connection.write(chunk) }
+    /// ```
+    ///
+    /// Iterate on the socket's ``Socket/eventLoop``; see ``ReceivedChunks``. Errors are
+    /// those of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
+    public var chunks: ReceivedChunks {
+        ReceivedChunks(descriptor, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+    }
+
     /// Reads exactly `buffer.count` bytes, waiting for as many reads as that takes.
     ///
     /// - Throws: ``ReactorError/endOfStream`` if the peer ends the stream first (what

@@ -31,6 +31,8 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
 
     let reactor: Reactor
     let inbox = Inbox()
+    /// The buffers lent to ``ReceivedChunks`` iterators; touched on this loop's thread only.
+    let buffers = BufferPool()
     private let actorExecutor: LoopActorExecutor
     private var taskExecutorReference: UnownedTaskExecutor!
     private var serialExecutorReference: UnownedSerialExecutor!
@@ -306,6 +308,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         }
         isStopped = true
         while let item = runQueue.popFirst() { run(item) }
+        buffers.release()
         for waiter in waiters { waiter.resume() }
     }
 }

@@ -1,0 +1,35 @@
+import Testing
+
+@testable import Reactor
+
+extension ReactorTests {
+    @Suite struct BufferPoolTests {
+        @Test("the pool grows to the number lent at once, keeps at most its free limit, and reuses what it keeps")
+        func growsAndKeeps() {
+            let pool = BufferPool()
+            let lent = (0..<BufferPool.freeLimit + 6).map { _ in pool.borrow() }
+            #expect(Set(lent).count == lent.count)
+            #expect(pool.lentCount == lent.count)
+            #expect(pool.freeCount == 0)
+            for buffer in lent { pool.giveBack(buffer) }
+            #expect(pool.lentCount == 0)
+            #expect(pool.freeCount == BufferPool.freeLimit)
+            let again = pool.borrow()
+            #expect(lent.contains(again))
+            #expect(pool.freeCount == BufferPool.freeLimit - 1)
+            pool.giveBack(again)
+            pool.release()
+            #expect(pool.freeCount == 0)
+        }
+
+        @Test("a buffer discarded away from the loop is freed, not kept")
+        func discard() {
+            let pool = BufferPool()
+            let buffer = pool.borrow()
+            buffer.storeBytes(of: 0xA5, toByteOffset: BufferPool.bufferSize - 1, as: UInt8.self)
+            pool.discard(buffer)
+            #expect(pool.lentCount == 0)
+            #expect(pool.freeCount == 0)
+        }
+    }
+}
