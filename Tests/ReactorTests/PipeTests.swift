@@ -93,7 +93,7 @@ extension ReactorTests {
         func largeWrite(backend: BackendKind) async throws {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
-                let payload = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+                let payload = patternBytes(1_000_000)
                 let writer = Task(executorPreference: loop) {
                     try await pipe.writer.write(payload[...])
                     try pipe.writer.close()
@@ -108,7 +108,7 @@ extension ReactorTests {
                     }
                 }
                 try await writer.value
-                #expect(received == payload)
+                #expect(sameBytes(received, payload))
                 try pipe.reader.close()
             }
         }

@@ -5,10 +5,6 @@ import Testing
 @testable import Reactor
 
 /// A byte pattern that does not repeat with the chunk size.
-private func pattern(_ count: Int) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
-}
-
 /// Runs `body` with a fresh loop on `backend` and a connected Unix stream pair on it,
 /// both ends closed afterwards.
 private func withStreamPair(
@@ -30,7 +26,7 @@ extension ReactorTests {
         @Test("1 MiB arrives intact and in order over many chunks, one buffer lent at a time", arguments: BackendKind.availableHere)
         func bytesInOrder(backend: BackendKind) async throws {
             try await withStreamPair(backend) { loop, reader, writer in
-                let sent = pattern(1 << 20)
+                let sent = patternBytes(1 << 20)
                 let writing = Task(executorPreference: loop) {
                     for start in stride(from: 0, to: sent.count, by: 50_000) {
                         try await writer.write(sent[start..<min(start + 50_000, sent.count)])
@@ -49,7 +45,7 @@ extension ReactorTests {
                     return (received, chunks, mostLent)
                 }
                 try await writing.value
-                #expect(received == sent)
+                #expect(sameBytes(received, sent))
                 #expect(chunks >= sent.count / BufferPool.bufferSize)
                 #expect(mostLent == 1)
                 #expect(loop.buffers.lentCount == 0)
@@ -149,7 +145,7 @@ extension ReactorTests {
         func droppedIteratorReturnsBuffer(backend: BackendKind) async throws {
             try await withStreamPair(backend) { loop, reader, writer in
                 let (lentInside, lentAfter) = try await onLoop(loop) { () -> (Int, Int) in
-                    try await writer.write(pattern(100_000))
+                    try await writer.write(patternBytes(100_000))
                     var lentInside = 0
                     for try await chunk in reader.chunks {
                         lentInside = loop.buffers.lentCount
@@ -206,7 +202,7 @@ extension ReactorTests {
             try await withStreamPair(backend) { loop, reader, writer in
                 // Exactly one buffer's worth: the full read does not prove the stream
                 // drained, so the next read runs, meets EAGAIN, and must give its buffer back.
-                try await onLoop(loop) { try await writer.write(pattern(BufferPool.bufferSize)) }
+                try await onLoop(loop) { try await writer.write(patternBytes(BufferPool.bufferSize)) }
                 let reading = Task(executorPreference: loop) { () -> [Int] in
                     var counts: [Int] = []
                     for try await chunk in reader.chunks { counts.append(chunk.count) }
@@ -283,7 +279,7 @@ extension ReactorTests {
         func pipeChunks(backend: BackendKind) async throws {
             try await withLoop(backend) { loop in
                 let pipe = try Pipe(on: loop)
-                let sent = pattern(200_000)
+                let sent = patternBytes(200_000)
                 let writing = Task(executorPreference: loop) {
                     try await pipe.writer.write(sent)
                     try pipe.writer.close()
@@ -298,7 +294,7 @@ extension ReactorTests {
                     return (received, chunks)
                 }
                 try await writing.value
-                #expect(received == sent)
+                #expect(sameBytes(received, sent))
                 #expect(chunks > 1)
                 #expect(loop.buffers.lentCount == 0)
                 try pipe.reader.close()

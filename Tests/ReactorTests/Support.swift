@@ -139,3 +139,31 @@ struct TemporaryDirectory {
         rmdir(path)
     }
 }
+
+/// `count` bytes of a pattern that does not repeat within a page, built without the
+/// per-element generic calls that make a debug build's `map` slow on the shared pool.
+func patternBytes(_ count: Int) -> [UInt8] {
+    [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        var word: UInt64 = 0x9E37_79B9_7F4A_7C15
+        let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+        var offset = 0
+        while offset + 8 <= count {
+            word = word &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            base.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
+            offset += 8
+        }
+        while offset < count {
+            base.storeBytes(of: UInt8(truncatingIfNeeded: offset), toByteOffset: offset, as: UInt8.self)
+            offset += 1
+        }
+        initialized = count
+    }
+}
+
+/// Whether two byte arrays are equal, compared with `memcmp`.
+func sameBytes(_ first: [UInt8], _ second: [UInt8]) -> Bool {
+    first.count == second.count
+        && first.withUnsafeBytes { a in
+            second.withUnsafeBytes { b in a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+        }
+}

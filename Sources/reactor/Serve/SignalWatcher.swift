@@ -4,11 +4,14 @@ import Glibc
 import Darwin
 #endif
 import Reactor
+import Synchronization
 
 /// The write end of the pipe the signal handler reports on; -1 while no watcher is
 /// installed. Set before the handler is installed and after it is removed: the handler
-/// only reads it.
-nonisolated(unsafe) private var signalPipeWriteEnd: CInt = -1
+/// only reads it. Atomic, because nothing else orders the handler's read before the
+/// store that clears it: the pipe's bytes may reach their reader through the kernel
+/// alone (io_uring), which no user-space synchronisation sees.
+private let signalPipeWriteEnd = Atomic<CInt>(-1)
 
 /// Turns termination signals into something a task can await: a process-wide handler
 /// writes each signal's number to a pipe that an event loop watches (the self-pipe trick).
@@ -29,16 +32,16 @@ final class SignalWatcher {
     ///
     /// - Throws: ``IOError`` if the pipe cannot be created or registered.
     init(_ signals: [CInt], on loop: EventLoop) throws {
-        precondition(signalPipeWriteEnd == -1, "one signal watcher at a time")
+        precondition(signalPipeWriteEnd.load(ordering: .relaxed) == -1, "one signal watcher at a time")
         pipe = try Pipe(on: loop)
         self.signals = signals
-        signalPipeWriteEnd = pipe.writer.sink.fileDescriptor.rawValue
+        signalPipeWriteEnd.store(pipe.writer.sink.fileDescriptor.rawValue, ordering: .releasing)
         for number in signals {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { received in
                 let savedErrno = errno
                 var byte = UInt8(truncatingIfNeeded: received)
-                _ = write(signalPipeWriteEnd, &byte, 1)
+                _ = write(signalPipeWriteEnd.load(ordering: .acquiring), &byte, 1)
                 errno = savedErrno
             }
             sigemptyset(&action.sa_mask)
@@ -70,7 +73,7 @@ final class SignalWatcher {
     /// Restores the default actions, then closes the pipe.
     func close() {
         restoreDefaultActions()
-        signalPipeWriteEnd = -1
+        signalPipeWriteEnd.store(-1, ordering: .releasing)
         // Closing releases each descriptor even when it reports an error.
         try? pipe.reader.close()
         try? pipe.writer.close()
