@@ -64,6 +64,8 @@ _Static_assert(offsetof(creactor_sqe, buf_group) == offsetof(struct io_uring_sqe
 _Static_assert(offsetof(creactor_sqe, file_index) == offsetof(struct io_uring_sqe, file_index), "sqe file_index");
 _Static_assert(offsetof(creactor_sqe, addr3) == offsetof(struct io_uring_sqe, addr3), "sqe addr3");
 _Static_assert(sizeof(creactor_cqe) == sizeof(struct io_uring_cqe), "cqe size");
+_Static_assert(sizeof(creactor_buffer_entry) == sizeof(struct io_uring_buf), "buffer entry size");
+_Static_assert(offsetof(creactor_buffer_entry, tail) == offsetof(struct io_uring_buf_ring, tail), "buffer ring tail");
 _Static_assert(offsetof(creactor_cqe, res) == offsetof(struct io_uring_cqe, res), "cqe res");
 _Static_assert(offsetof(creactor_cqe, flags) == offsetof(struct io_uring_cqe, flags), "cqe flags");
 
@@ -90,6 +92,8 @@ const uint8_t CREACTOR_IORING_OP_SEND = IORING_OP_SEND;
 const uint8_t CREACTOR_IORING_OP_RECV = IORING_OP_RECV;
 const uint8_t CREACTOR_IORING_OP_ACCEPT = IORING_OP_ACCEPT;
 const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT = IORING_ACCEPT_MULTISHOT;
+const uint8_t CREACTOR_IOSQE_BUFFER_SELECT = IOSQE_BUFFER_SELECT;
+const uint32_t CREACTOR_IORING_CQE_BUFFER_SHIFT = IORING_CQE_BUFFER_SHIFT;
 
 int creactor_uring_setup(uint32_t entries, uint32_t cq_entries, uint32_t flags, creactor_uring *ring) {
     struct io_uring_params params;
@@ -179,5 +183,19 @@ int creactor_uring_register(int fd, uint32_t opcode, void *arg, uint32_t count) 
     long result = syscall(__NR_io_uring_register, fd, opcode, arg, count);
     return result < 0 ? -errno : (int)result;
 }
-#endif
+int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group) {
+    struct io_uring_buf_reg registration;
+    memset(&registration, 0, sizeof registration);
+    registration.ring_addr = (uint64_t)(uintptr_t)entries;
+    registration.ring_entries = count;
+    registration.bgid = group;
+    return creactor_uring_register(fd, IORING_REGISTER_PBUF_RING, &registration, 1);
+}
 
+int creactor_uring_unregister_buffer_ring(int fd, uint16_t group) {
+    struct io_uring_buf_reg registration;
+    memset(&registration, 0, sizeof registration);
+    registration.bgid = group;
+    return creactor_uring_register(fd, IORING_UNREGISTER_PBUF_RING, &registration, 1);
+}
+#endif

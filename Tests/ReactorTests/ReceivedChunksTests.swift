@@ -38,7 +38,7 @@ extension ReactorTests {
                     var chunks = 0
                     var mostLent = 0
                     for try await chunk in reader.chunks {
-                        mostLent = max(mostLent, loop.buffers.lentCount)
+                        mostLent = max(mostLent, loop.lentBufferCount)
                         received.append(contentsOf: chunk)
                         chunks += 1
                     }
@@ -48,7 +48,7 @@ extension ReactorTests {
                 #expect(sameBytes(received, sent))
                 #expect(chunks >= sent.count / BufferPool.bufferSize)
                 #expect(mostLent == 1)
-                #expect(loop.buffers.lentCount == 0)
+                #expect(loop.lentBufferCount == 0)
             }
         }
 
@@ -61,7 +61,7 @@ extension ReactorTests {
                     var iterator = reader.chunks.makeAsyncIterator()
                     let first = try await iterator.next().map { Array($0) }
                     let end = try await iterator.next() == nil
-                    let lent = loop.buffers.lentCount
+                    let lent = loop.lentBufferCount
                     let again = try await iterator.next() == nil
                     return (first, end, again, lent)
                 }
@@ -102,10 +102,10 @@ extension ReactorTests {
                     let firstValid = first.isValid
                     try await writer.write([2])
                     let second = try #require(try await iterator.next())
-                    return [firstValid, first.isValid, second.isValid, loop.buffers.lentCount == 1]
+                    return [firstValid, first.isValid, second.isValid, loop.lentBufferCount == 1]
                 }
                 #expect(states == [true, false, true, true])
-                #expect(loop.buffers.lentCount == 0)
+                #expect(loop.lentBufferCount == 0)
             }
         }
 
@@ -148,21 +148,21 @@ extension ReactorTests {
                     try await writer.write(patternBytes(100_000))
                     var lentInside = 0
                     for try await chunk in reader.chunks {
-                        lentInside = loop.buffers.lentCount
+                        lentInside = loop.lentBufferCount
                         #expect(!chunk.isEmpty)
                         break
                     }
-                    return (lentInside, loop.buffers.lentCount)
+                    return (lentInside, loop.lentBufferCount)
                 }
                 #expect(lentInside == 1)
                 #expect(lentAfter == 0)
                 let held = try await onLoop(loop) { () -> Int in
                     var iterator = reader.chunks.makeAsyncIterator()
                     let chunk = try await iterator.next()
-                    return withExtendedLifetime((iterator, chunk)) { loop.buffers.lentCount }
+                    return withExtendedLifetime((iterator, chunk)) { loop.lentBufferCount }
                 }
                 #expect(held == 1)
-                #expect(loop.buffers.lentCount == 0)
+                #expect(loop.lentBufferCount == 0)
             }
         }
 
@@ -176,13 +176,13 @@ extension ReactorTests {
                     var iterator = connection.chunks.makeAsyncIterator()
                     do {
                         _ = try await iterator.next()
-                        return (nil, loop.buffers.lentCount, false)
+                        return (nil, loop.lentBufferCount, false)
                     } catch let error as IOError {
-                        let lent = loop.buffers.lentCount
+                        let lent = loop.lentBufferCount
                         return (error, lent, try await iterator.next() == nil)
                     }
                 }
-                try await waitUntil { connection.descriptor.io.reader.isWaiting }
+                try await waitUntil { connection.descriptor.io.isAwaitingRead }
                 // Linger zero makes close send a reset instead of a FIN.
                 try client.setOption(.linger, to: .zero)
                 try await onLoop(loop) { try client.close() }
@@ -208,11 +208,11 @@ extension ReactorTests {
                     for try await chunk in reader.chunks { counts.append(chunk.count) }
                     return counts
                 }
-                try await waitUntil { reader.descriptor.io.reader.isWaiting }
-                #expect(loop.buffers.lentCount == 0)
+                try await waitUntil { reader.descriptor.io.isAwaitingRead }
+                #expect(loop.lentBufferCount == 0)
                 try await onLoop(loop) { try await writer.write([7]) }
-                try await waitUntil { reader.descriptor.io.reader.isWaiting }
-                #expect(loop.buffers.lentCount == 0)
+                try await waitUntil { reader.descriptor.io.isAwaitingRead }
+                #expect(loop.lentBufferCount == 0)
                 try writer.shutdown(.writing)
                 #expect(try await reading.value == [BufferPool.bufferSize, 1])
             }
@@ -222,19 +222,19 @@ extension ReactorTests {
         func waitingNextErrors(backend: BackendKind) async throws {
             try await withStreamPair(backend) { loop, reader, writer in
                 let cancelled = Task(executorPreference: loop) { for try await _ in reader.chunks {} }
-                try await waitUntil { reader.descriptor.io.reader.isWaiting }
+                try await waitUntil { reader.descriptor.io.isAwaitingRead }
                 cancelled.cancel()
                 await #expect(throws: CancellationError.self) { try await cancelled.value }
-                #expect(!reader.descriptor.io.reader.isWaiting)
+                #expect(!reader.descriptor.io.isAwaitingRead)
 
                 let closed = Task(executorPreference: loop) { for try await _ in reader.chunks {} }
-                try await waitUntil { reader.descriptor.io.reader.isWaiting }
+                try await waitUntil { reader.descriptor.io.isAwaitingRead }
                 await #expect(throws: ReactorError.busy) {
                     try await onLoop(loop) { for try await _ in reader.chunks {} }
                 }
                 try reader.close()
                 await #expect(throws: ReactorError.closed) { try await closed.value }
-                #expect(loop.buffers.lentCount == 0)
+                #expect(loop.lentBufferCount == 0)
             }
         }
 
@@ -262,7 +262,7 @@ extension ReactorTests {
                     return (moved, intact, error)
                 }
             }
-            try await waitUntil { idle.descriptor.io.reader.isWaiting && loop.buffers.lentCount == 1 }
+            try await waitUntil { idle.descriptor.io.isAwaitingRead && loop.lentBufferCount == 1 }
             await group.shutdownGracefully()
             announceStop.yield()
             await #expect(throws: ReactorError.loopShutDown) { try await waiting.value }
@@ -270,7 +270,7 @@ extension ReactorTests {
             #expect(moved)
             #expect(intact)
             #expect(error as? ReactorError == .loopShutDown)
-            #expect(loop.buffers.lentCount == 0)
+            #expect(loop.lentBufferCount == 0)
             #expect(loop.buffers.freeCount == 0)
             for stream in [reader, writer, idle, idleWriter] { try stream.close() }
         }
@@ -296,7 +296,7 @@ extension ReactorTests {
                 try await writing.value
                 #expect(sameBytes(received, sent))
                 #expect(chunks > 1)
-                #expect(loop.buffers.lentCount == 0)
+                #expect(loop.lentBufferCount == 0)
                 try pipe.reader.close()
             }
         }

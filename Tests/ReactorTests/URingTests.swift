@@ -150,6 +150,45 @@ extension ReactorTests {
             }
         }
 
+        @Test("chunks beyond the provided-buffer ring come from the pool, and the ring recovers")
+        func providedBufferExhaustion() async throws {
+            try await URingBackend.$providedBufferCount.withValue(4) {
+                try await withLoop(.uring) { loop in
+                    let ring = try #require(loop.reactor.completions?.providedBuffers)
+                    let pairs = try (0..<8).map { _ in try UnixStream.pair(on: loop) }
+                    for round in 0..<3 {
+                        let (gate, open) = AsyncStream<Void>.makeStream()
+                        let readers = pairs.enumerated().map { index, pair in
+                            Task(executorPreference: loop) { () -> [UInt8] in
+                                var iterator = pair.0.chunks.makeAsyncIterator()
+                                let chunk = try #require(try await iterator.next())
+                                let bytes = Array(chunk)
+                                // Hold the chunk, and its buffer, until every reader has one.
+                                for await _ in gate { break }
+                                return bytes
+                            }
+                        }
+                        for (index, pair) in pairs.enumerated() {
+                            try await onLoop(loop) { try await pair.1.write([UInt8(index), UInt8(round)]) }
+                        }
+                        try await waitUntil { loop.lentBufferCount == pairs.count }
+                        // The ring lends its four; the other reads met ENOBUFS and took pool buffers.
+                        #expect(ring.inUse == ring.count)
+                        #expect(loop.buffers.lentCount == pairs.count - ring.count)
+                        open.finish()
+                        for (index, reader) in readers.enumerated() {
+                            #expect(try await reader.value == [UInt8(index), UInt8(round)])
+                        }
+                        #expect(loop.lentBufferCount == 0)
+                    }
+                    for pair in pairs {
+                        try pair.0.close()
+                        try pair.1.close()
+                    }
+                }
+            }
+        }
+
         @Test("when io_uring is refused, a loop asked for it runs epoll, says so, and serves")
         func fallsBackToEpoll() async throws {
             try await URingBackend.$forcedSetupError.withValue(.notPermitted) {

@@ -186,6 +186,29 @@ extern const uint8_t CREACTOR_IORING_OP_SEND;
 extern const uint8_t CREACTOR_IORING_OP_RECV;
 extern const uint8_t CREACTOR_IORING_OP_ACCEPT;
 extern const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT;
+extern const uint8_t CREACTOR_IOSQE_BUFFER_SELECT;
+extern const uint32_t CREACTOR_IORING_CQE_BUFFER_SHIFT;
+
+/// One entry of a provided-buffer ring (`struct io_uring_buf`, 16 bytes). The ring's
+/// tail overlays the last two bytes of its first entry.
+typedef struct {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t bid;
+    uint16_t tail;
+} creactor_buffer_entry;
+
+/// Registers `entries` (a power of two, page-aligned memory) as provided-buffer ring
+/// `group` of the ring `fd`. Returns 0, or a negative errno.
+int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group);
+
+/// Unregisters provided-buffer ring `group`. Returns 0, or a negative errno.
+int creactor_uring_unregister_buffer_ring(int fd, uint16_t group);
+
+/// Publishes a provided-buffer ring's new tail, after the entries it covers.
+static inline void creactor_publish_buffer_tail(creactor_buffer_entry *entries, uint16_t tail) {
+    __atomic_store_n(&entries[0].tail, tail, __ATOMIC_RELEASE);
+}
 
 /// Loads a ring index the kernel writes, ordered before the entries it publishes.
 static inline uint32_t creactor_load_acquire(const uint32_t *index) {

@@ -1,3 +1,4 @@
+import CReactor
 import SystemPackage
 
 /// An operation a completion backend runs in the kernel: the descriptor, and the memory
@@ -5,6 +6,10 @@ import SystemPackage
 enum CompletionOperation {
     /// `recv(2)` into `buffer`.
     case receive(CInt, UnsafeMutableRawBufferPointer, flags: CInt)
+    /// `recv(2)` into a provided buffer the kernel picks once bytes arrive.
+    case receiveSelecting(CInt)
+    /// `read(2)` into a provided buffer the kernel picks once bytes arrive.
+    case readSelecting(CInt)
     /// `send(2)` from `bytes`.
     case send(CInt, UnsafeRawBufferPointer, flags: CInt)
     /// `read(2)` at the current position into `buffer`.
@@ -22,7 +27,16 @@ enum CompletionOperation {
 struct Completion {
     var operation: OperationID
     var result: Int32
-    var more = false
+    /// The completion's `IORING_CQE_F_*` flags.
+    var flags: UInt32 = 0
+
+    var more: Bool { flags & CREACTOR_IORING_CQE_F_MORE != 0 }
+
+    /// The provided buffer the kernel filled, if it picked one.
+    var providedBuffer: UInt16? {
+        guard flags & CREACTOR_IORING_CQE_F_BUFFER != 0 else { return nil }
+        return UInt16(truncatingIfNeeded: flags >> CREACTOR_IORING_CQE_BUFFER_SHIFT)
+    }
 }
 
 /// Names an operation in flight: a slot of the loop's operation table and the
@@ -57,6 +71,13 @@ protocol CompletionBackend: ReactorBackend {
 
     /// Asks the kernel to cancel every operation in flight (for shutdown).
     func cancelAll()
+
+    /// The buffers reads may select from, if the kernel could register them.
+    var providedBuffers: ProvidedBuffers? { get }
+
+    /// Hands a provided buffer back to the kernel: at once on the loop thread, with the
+    /// next wait from any other.
+    func recycle(_ buffer: UInt16, onLoopThread: Bool)
 
     /// Loop thread: hands over the completions the last ``ReactorBackend/wait(into:timeout:)``
     /// collected, in order, and forgets them.

@@ -22,6 +22,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// Readiness drained while a full submission queue was flushed, for the next wait.
     private var deferred: [BackendEvent] = []
     private var started = false
+    let providedBuffers: ProvidedBuffers?
 
     private struct Requests {
         var list: [Request] = []
@@ -35,6 +36,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         case removePoll(Token)
         case cancel(OperationID)
         case cancelAll
+        case recycle(UInt16)
     }
 
     var kind: BackendKind { .uring }
@@ -44,6 +46,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         if let forced = Self.forcedSetupError { throw forced }
         ring = try URing(entries: entries, completions: completions)
         wakeFD = try valueOrErrno { creactor_eventfd() }
+        // Without a buffer ring (before Linux 5.19), reads bring their own buffers.
+        providedBuffers = try? ProvidedBuffers(ring: ring.descriptor, count: Self.providedBufferCount)
         completed.reserveCapacity(1024)
         taken.reserveCapacity(64)
     }
@@ -78,6 +82,12 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             entry.prepare(CREACTOR_IORING_OP_RECV, fd, buffer.baseAddress, buffer.count, flags: UInt32(bitPattern: flags))
         case .send(let fd, let bytes, let flags):
             entry.prepare(CREACTOR_IORING_OP_SEND, fd, bytes.baseAddress, bytes.count, flags: UInt32(bitPattern: flags))
+        case .receiveSelecting(let fd):
+            entry.prepare(CREACTOR_IORING_OP_RECV, fd, nil, ProvidedBuffers.bufferSize)
+            entry.selectBuffer()
+        case .readSelecting(let fd):
+            entry.prepare(CREACTOR_IORING_OP_READ, fd, nil, ProvidedBuffers.bufferSize, offset: .max)
+            entry.selectBuffer()
         case .read(let fd, let buffer):
             entry.prepare(CREACTOR_IORING_OP_READ, fd, buffer.baseAddress, buffer.count, offset: .max)
         case .write(let fd, let bytes):
@@ -95,6 +105,21 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     func cancelAll() {
         request { _ in .cancelAll }
+    }
+
+    func recycle(_ buffer: UInt16, onLoopThread: Bool) {
+        if onLoopThread {
+            providedBuffers?.recycle(buffer)
+            return
+        }
+        let queued = requests.withLock { requests in
+            guard !requests.isClosed else { return false }
+            requests.list.append(.recycle(buffer))
+            signalWake()
+            return true
+        }
+        // The ring is gone with its loop: the buffer only stops counting as lent.
+        if !queued { providedBuffers?.forget(buffer) }
     }
 
     func takeCompletions(_ body: (Completion) -> Void) {
@@ -137,6 +162,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     func close() {
         requests.withLock { $0.isClosed = true }
+        providedBuffers?.unregister(ring: ring.descriptor)
         closeDescriptor(wakeFD)
         ring.close()
     }
@@ -181,6 +207,10 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private func submitRequests() {
         requests.withLock { swap(&$0.list, &taken) }
         for request in taken {
+            if case .recycle(let buffer) = request {
+                providedBuffers?.recycle(buffer)
+                continue
+            }
             let entry = nextEntry()
             switch request {
             case .poll(let fd, let token):
@@ -197,6 +227,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
                 entry.prepare(CREACTOR_IORING_OP_ASYNC_CANCEL, -1, nil, 0)
                 entry.pointee.addr = UserData.operation(id)
                 entry.pointee.user_data = UserData.ignored
+            case .recycle:
+                preconditionFailure("recycled above, without a submission")
             case .cancelAll:
                 entry.prepare(CREACTOR_IORING_OP_ASYNC_CANCEL, -1, nil, 0, flags: CREACTOR_IORING_ASYNC_CANCEL_ANY | CREACTOR_IORING_ASYNC_CANCEL_ALL)
                 entry.pointee.user_data = UserData.ignored
@@ -225,8 +257,10 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             let more = completion.flags & CREACTOR_IORING_CQE_F_MORE != 0
             switch UserData.kind(completion.user_data) {
             case .operation:
-                completed.append(
-                    Completion(operation: UserData.operationID(completion.user_data), result: completion.res, more: more))
+                let done = Completion(
+                    operation: UserData.operationID(completion.user_data), result: completion.res, flags: completion.flags)
+                if let buffer = done.providedBuffer { providedBuffers?.take(buffer) }
+                completed.append(done)
             case .poll:
                 let token = UserData.token(completion.user_data)
                 if completion.res >= 0 {
@@ -262,6 +296,9 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             return false
         }
     }()
+
+    /// How many provided buffers a ring registers; tests make it small.
+    @TaskLocal static var providedBufferCount = 256
 
     /// Set by tests, for the task that creates a loop, to make the setup fail as on a
     /// kernel that refuses io_uring.
@@ -309,6 +346,12 @@ private enum UserData {
 }
 
 extension UnsafeMutablePointer where Pointee == creactor_sqe {
+    /// Lets the kernel pick the buffer from the provided ring when bytes arrive.
+    fileprivate func selectBuffer() {
+        pointee.flags |= CREACTOR_IOSQE_BUFFER_SELECT
+        pointee.buf_group = ProvidedBuffers.group
+    }
+
     /// Fills the fields every operation uses; the entry was zeroed.
     fileprivate func prepare(
         _ opcode: UInt8, _ fd: CInt, _ address: UnsafeRawPointer?, _ length: Int,

@@ -9,7 +9,7 @@ struct OperationTable: ~Copyable {
     private enum Receiver {
         case none
         /// The task that waits for the one completion.
-        case task(UnsafeContinuation<Int32, Never>)
+        case task(UnsafeContinuation<Completion, Never>)
         /// A multishot operation's owner, which takes every completion.
         case sink(any CompletionSink)
     }
@@ -43,7 +43,7 @@ struct OperationTable: ~Copyable {
     }
 
     /// Stores the continuation that the operation's completion resumes.
-    mutating func attach(_ continuation: UnsafeContinuation<Int32, Never>, to id: OperationID) {
+    mutating func attach(_ continuation: UnsafeContinuation<Completion, Never>, to id: OperationID) {
         precondition(generations[id.index] == id.generation)
         receivers[id.index] = .task(continuation)
     }
@@ -69,7 +69,7 @@ struct OperationTable: ~Copyable {
         }
         switch receiver {
         case .none: break
-        case .task(let continuation): continuation.resume(returning: completion.result)
+        case .task(let continuation): continuation.resume(returning: completion)
         case .sink(let sink): sink.receive(completion.result, more: completion.more)
         }
     }

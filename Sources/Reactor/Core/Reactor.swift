@@ -85,7 +85,8 @@ final class Reactor: @unchecked Sendable {
     // MARK: Completion operations
 
     /// Loop thread only, on a completion backend: runs `operation` on `io` and returns
-    /// what its syscall would have (a count, or a negated errno).
+    /// its completion: what its syscall would have returned (a count, or a negated
+    /// errno), and the provided buffer it filled, if it selected one.
     ///
     /// The task resumes only with the operation's final completion, after the kernel is
     /// done with its memory, also when it is cancelled: cancelling asks the kernel to
@@ -94,7 +95,7 @@ final class Reactor: @unchecked Sendable {
     /// - Throws: ``ReactorError/busy`` if another operation is in flight in the same
     ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
     ///   closed before the operation could start.
-    func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Int32 {
+    func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
         let (completions, id) = try claim(io, reading: reading)
         defer { io.unclaim(reading: reading) }
         return await withTaskCancellationHandler {

@@ -12,7 +12,15 @@ extension AsyncFD {
         eventLoop.reactor.completions != nil && eventLoop.isCurrent
     }
 
-    /// Runs `operation` to its completion and returns its count.
+    /// Runs `operation` to its completion and returns its count. See
+    /// ``completion(of:reading:as:address:)``.
+    func complete(
+        _ operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
+    ) async throws -> Int {
+        Int(try await completion(of: operation, reading: reading, as: name, address: address).result)
+    }
+
+    /// Runs `operation` to its completion and returns it, its result not negative.
     ///
     /// The task resumes only once the kernel is done with the operation's memory, also
     /// when it is cancelled (DESIGN §3.9). A result that arrives although the task was
@@ -21,17 +29,17 @@ extension AsyncFD {
     /// - Throws: ``IOError`` naming `name` and `address` with the operation's errno;
     ///   `CancellationError` if it was cancelled in time; ``ReactorError/closed`` or
     ///   ``ReactorError/loopShutDown`` if that is what cancelled it; ``ReactorError/busy``.
-    func complete(
-        _ operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
-    ) async throws -> Int {
+    func completion(
+        of operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
+    ) async throws -> Completion {
         let snapshot = io.beginOperation()
         defer { endOperation() }
         if let error = Self.unusable(snapshot) { throw error }
         while true {
             try Task.checkCancellation()
-            let result = try await eventLoop.reactor.complete(operation, on: io, reading: reading)
-            if result >= 0 { return Int(result) }
-            switch Errno(rawValue: -result) {
+            let completion = try await eventLoop.reactor.complete(operation, on: io, reading: reading)
+            if completion.result >= 0 { return completion }
+            switch Errno(rawValue: -completion.result) {
             case .interrupted:
                 continue
             case .canceled:

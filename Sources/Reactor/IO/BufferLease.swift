@@ -4,7 +4,8 @@
 /// Lifecycle of the buffer, on the loop's thread:
 ///
 /// 1. idle: `buffer` is nil while the iterator waits for readability;
-/// 2. ``borrow()`` takes one from the pool just before the read syscall;
+/// 2. ``borrow()`` takes one from the pool just before the read syscall; on io_uring,
+///    ``adopt(_:at:)`` takes the provided buffer the kernel filled instead;
 /// 3. on `EAGAIN`, an error or end-of-stream, ``giveBack()`` returns it at once; after a
 ///    read that brought bytes, it stays lent to the chunk handed out;
 /// 4. the iterator's next `next()` call, or this object's `deinit` (the iterator and its
@@ -25,6 +26,8 @@ final class BufferLease: @unchecked Sendable {
     private(set) var buffer: UnsafeMutableRawPointer?
     /// Bumped each time the buffer goes back.
     private(set) var generation: UInt64 = 0
+    /// The provided-buffer ID, when the buffer lent is the kernel ring's, not the pool's.
+    private var provided: UInt16?
 
     init(on loop: EventLoop) {
         self.loop = loop
@@ -47,11 +50,24 @@ final class BufferLease: @unchecked Sendable {
         return lent
     }
 
-    /// Returns the lent buffer, if any, to the pool, and ends the chunks made from it.
+    /// Holds provided buffer `id`, which the kernel filled at `pointer`, until ``giveBack()``.
+    func adopt(_ id: UInt16, at pointer: UnsafeMutableRawPointer) {
+        precondition(buffer == nil, "a buffer lease lends one buffer at a time")
+        buffer = pointer
+        provided = id
+    }
+
+    /// Returns the lent buffer, if any, to the pool (or the kernel's ring), and ends the
+    /// chunks made from it.
     func giveBack() {
         guard let lent = buffer else { return }
         buffer = nil
         generation &+= 1
+        if let id = provided {
+            provided = nil
+            loop.reactor.completions?.recycle(id, onLoopThread: loop.isCurrent)
+            return
+        }
         // The last reference, or a task that outlived its loop, may get here on another
         // thread: the free list is the loop's, so the buffer is freed instead.
         if loop.isCurrent { pool.giveBack(lent) } else { pool.discard(lent) }

@@ -87,7 +87,7 @@ public struct PipeReader: Sendable {
     /// once the writer closes. Iterate on the reader's loop; see ``ReceivedChunks``.
     /// Errors are those of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public var chunks: ReceivedChunks {
-        ReceivedChunks(source, as: .read) { Glibc.read($0, $1, $2) }
+        ReceivedChunks(source, .file, as: .read)
     }
 
     /// Closes the reading end; see ``AsyncFD/close()``.

@@ -30,26 +30,21 @@ import SystemPackage
 public struct ReceivedChunks: AsyncSequence, Sendable {
     /// A chunk of the stream.
     public typealias Element = ReceivedChunk
-    /// The read syscall: moves up to `count` bytes to `bytes`, returns the count or -1.
-    typealias ReadCall = @Sendable (_ fd: CInt, _ bytes: UnsafeMutableRawPointer?, _ count: Int) -> Int
 
     private let source: AsyncFD
+    private let kind: StreamKind
     private let operation: IOError.Operation
     private let peer: SocketAddress?
-    private let call: ReadCall
 
     /// - Parameters:
+    ///   - kind: how the stream is read.
     ///   - operation: what errors call the read (`.receive`, `.read`).
     ///   - peer: the address errors name.
-    ///   - call: the read syscall.
-    init(
-        _ source: AsyncFD, as operation: IOError.Operation, peer: SocketAddress? = nil,
-        _ call: @escaping ReadCall
-    ) {
+    init(_ source: AsyncFD, _ kind: StreamKind, as operation: IOError.Operation, peer: SocketAddress? = nil) {
         self.source = source
+        self.kind = kind
         self.operation = operation
         self.peer = peer
-        self.call = call
     }
 
     /// Starts an iteration; it borrows nothing until it reads.
@@ -100,14 +95,20 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         /// Reads once the descriptor is readable, into a buffer borrowed only for the
         /// syscall unless it brings bytes. Returns the count; 0 at end-of-stream.
         nonisolated(nonsending) private func read() async throws -> Int {
-            let (lease, call) = (self.lease, chunks.call)
+            let source = chunks.source
+            #if os(Linux)
+            if source.runsCompletions, source.eventLoop.reactor.completions?.providedBuffers != nil {
+                return try await readProvided()
+            }
+            #endif
+            let (lease, kind) = (self.lease, chunks.kind)
             let size = BufferPool.bufferSize
             return try await chunks.source.perform(
                 .readable, as: chunks.operation, address: chunks.peer, drained: { $0 > 0 && $0 < size }
             ) { (fd) throws(Errno) in
                 let buffer = lease.borrow()
                 do throws(Errno) {
-                    let count = try valueOrErrno { call(fd, buffer, size) }
+                    let count = try valueOrErrno { kind.read(fd, UnsafeMutableRawBufferPointer(start: buffer, count: size)) }
                     if count == 0 { lease.giveBack() }
                     return count
                 } catch {
@@ -117,6 +118,39 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                 }
             }
         }
+
+        #if os(Linux)
+        /// On io_uring: one read whose buffer the kernel picks from its ring once bytes
+        /// arrive, so that a waiting reader holds none. When the ring is empty (every
+        /// buffer lent to chunks not ended yet), the read brings a pool buffer instead:
+        /// the connection goes on, and the ring refills as chunks end.
+        nonisolated(nonsending) private func readProvided() async throws -> Int {
+            let (source, kind) = (chunks.source, chunks.kind)
+            let fd = source.io.descriptor
+            let completion: Completion
+            do {
+                completion = try await source.completion(
+                    of: kind.selectingReadOperation(fd), reading: true, as: chunks.operation, address: chunks.peer)
+            } catch let error as IOError where error.errno == .noBufferSpace {
+                let buffer = UnsafeMutableRawBufferPointer(start: lease.borrow(), count: BufferPool.bufferSize)
+                let count: Int
+                do {
+                    count = try await source.complete(
+                        kind.readOperation(fd, buffer), reading: true, as: chunks.operation, address: chunks.peer)
+                } catch {
+                    lease.giveBack()
+                    throw error
+                }
+                if count == 0 { lease.giveBack() }
+                return count
+            }
+            guard let id = completion.providedBuffer, let buffers = source.eventLoop.reactor.completions?.providedBuffers
+            else { return Int(completion.result) }
+            lease.adopt(id, at: buffers.pointer(id))
+            if completion.result == 0 { lease.giveBack() }
+            return Int(completion.result)
+        }
+        #endif
     }
 }
 

@@ -34,6 +34,13 @@ enum StreamKind {
         }
     }
 
+    func selectingReadOperation(_ fd: CInt) -> CompletionOperation {
+        switch self {
+        case .socket: .receiveSelecting(fd)
+        case .file: .readSelecting(fd)
+        }
+    }
+
     func writeOperation(_ fd: CInt, _ bytes: UnsafeRawBufferPointer) -> CompletionOperation {
         switch self {
         case .socket: .send(fd, bytes, flags: CInt(MSG_NOSIGNAL))

@@ -53,7 +53,7 @@ extension StreamSocket {
     /// Iterate on the socket's ``Socket/eventLoop``; see ``ReceivedChunks``. Errors are
     /// those of ``read(into:)-(UnsafeMutableRawBufferPointer)``.
     public var chunks: ReceivedChunks {
-        ReceivedChunks(descriptor, as: .receive, peer: peerAddress) { recv($0, $1, $2, 0) }
+        ReceivedChunks(descriptor, .socket, as: .receive, peer: peerAddress)
     }
 
     /// Reads exactly `buffer.count` bytes, waiting for as many reads as that takes.

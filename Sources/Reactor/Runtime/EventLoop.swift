@@ -33,6 +33,11 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     let inbox = Inbox()
     /// The buffers lent to ``ReceivedChunks`` iterators; touched on this loop's thread only.
     let buffers = BufferPool()
+
+    /// Buffers lent to chunks now: the pool's, and on io_uring the kernel ring's.
+    var lentBufferCount: Int {
+        buffers.lentCount + (reactor.completions?.providedBuffers?.inUse ?? 0)
+    }
     private let actorExecutor: LoopActorExecutor
     private var taskExecutorReference: UnownedTaskExecutor!
     private var serialExecutorReference: UnownedSerialExecutor!
