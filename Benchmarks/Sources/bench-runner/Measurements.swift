@@ -39,6 +39,7 @@ struct SyscallSample {
     var calls: [String: Double]  // per syscall, over the whole window
     var total: Double
     var perMessage: Double { messages > 0 ? total / messages : 0 }
+    func perMessage(of call: String) -> Double { messages > 0 ? (calls[call] ?? 0) / messages : 0 }
 }
 
 struct AllocationSample {

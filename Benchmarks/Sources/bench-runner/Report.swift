@@ -129,12 +129,13 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         guard let byServer = results.echo[figure.id] else { continue }
         let efficiency = { (name: String) in Spread((byServer[name] ?? []).map(\.messagesPerCPUSecond)) }
         let latency = { (name: String) in Spread((byServer[name] ?? []).map(\.p50)) }
-        let floor = efficiency("C epoll")?.median, nio = efficiency("SwiftNIO")?.median
+        let floor = efficiency("C epoll")?.median, uringFloor = efficiency("C io_uring")?.median
+        let nio = efficiency("SwiftNIO")?.median
         let floorLatency = latency("C epoll")?.median
         let streaming = figure.size >= 1024
         md += "## \(figure.title)\n\n"
-        md += "| server | msgs/s |\(streaming ? " MiB/s each way |" : "") p50 µs | p99 µs | msgs per server CPU-s | server CPU | × C epoll | × SwiftNIO | p50 × C epoll |\n"
-        md += "|---|---:|\(streaming ? "---:|" : "")---:|---:|---:|---:|---:|---:|---:|\n"
+        md += "| server | msgs/s |\(streaming ? " MiB/s each way |" : "") p50 µs | p99 µs | msgs per server CPU-s | server CPU | × C epoll | × C io_uring | × SwiftNIO | p50 × C epoll |\n"
+        md += "|---|---:|\(streaming ? "---:|" : "")---:|---:|---:|---:|---:|---:|---:|---:|\n"
         for server in results.echoServers {
             let samples = byServer[server.name] ?? []
             let mine = efficiency(server.name)?.median
@@ -146,7 +147,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             row += " \(cell(Spread(samples.map(\.p99)), rounds: samples.count) { decimal($0) }) |"
             row += " \(cell(efficiency(server.name), rounds: samples.count)) |"
             row += " \(cell(Spread(samples.map(\.serverUtilisation)), rounds: samples.count) { "\(Int(($0 * 100).rounded()))%" }) |"
-            row += " \(ratio(mine, over: floor)) | \(ratio(mine, over: nio)) | \(ratio(latency(server.name)?.median, over: floorLatency)) |\n"
+            row += " \(ratio(mine, over: floor)) | \(ratio(mine, over: uringFloor)) | \(ratio(mine, over: nio)) | \(ratio(latency(server.name)?.median, over: floorLatency)) |\n"
             md += row
         }
         md += "\n"
@@ -176,16 +177,20 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
 
     if !results.syscalls.isEmpty {
         md += "## Syscalls per echo message (64 connections, split, `strace -c -f -p PID` over one load run)\n\n"
-        md += "One run per server; strace slows the server a lot, so only the counts mean anything here.\n\n"
-        md += "| server | messages traced | syscalls per message | the most frequent, per message |\n|---|---:|---:|---|\n"
+        md += "One run per server; strace slows the server a lot, so only the counts mean anything here "
+        md += "(a slowed io_uring server also gathers more completions per `io_uring_enter`). "
+        md += "On io_uring the reads and writes are not system calls; `io_uring_enter` is.\n\n"
+        md += "| server | messages traced | syscalls per message | io_uring_enter per message | the most frequent, per message |\n"
+        md += "|---|---:|---:|---:|---|\n"
         for server in results.echoServers {
             guard let sample = results.syscalls[server.name] else {
-                md += "| \(server.name) | — | — | — |\n"
+                md += "| \(server.name) | — | — | — | — |\n"
                 continue
             }
             let top = sample.calls.sorted { $0.value > $1.value }.prefix(5)
-                .map { "\($0.key) \(decimal($0.value / max(sample.messages, 1), 2))" }.joined(separator: ", ")
-            md += "| \(server.name) | \(compact(sample.messages)) | \(decimal(sample.perMessage, 2)) | \(top) |\n"
+                .map { "\($0.key) \(decimal(sample.perMessage(of: $0.key), 2))" }.joined(separator: ", ")
+            let enters = sample.calls["io_uring_enter"] == nil ? "—" : decimal(sample.perMessage(of: "io_uring_enter"), 3)
+            md += "| \(server.name) | \(compact(sample.messages)) | \(decimal(sample.perMessage, 2)) | \(enters) | \(top) |\n"
         }
         md += "\n"
     }
@@ -207,7 +212,8 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
 
     md += memorySection(results: results)
     md += loopSection(results: results, workload: options.quick ? .quick : LoopWorkload())
-    md += targetSection(results: results, reactor: programs.reactor)
+    md += epollTargetSection(results: results, reactor: programs.reactor)
+    md += uringTargetSection(results: results, reactor: programs.reactor)
 
     md += "## Not measured yet\n\n"
     md += "Peak RSS with one connection; tokio for HTTP, timers and wake-ups; libuv. See issue 4.\n\n"
@@ -223,64 +229,24 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         .write(toFile: "\(directory)/results.svg", atomically: true, encoding: .utf8)
 }
 
-/// The targets of BENCHMARKS.md that this run can check, for Reactor's epoll backend.
-func targetSection(results: Results, reactor: ReactorAvailability) -> String {
-    let md = "## Targets (../shared/BENCHMARKS.md), Reactor epoll\n\n"
-    let name = "Reactor epoll"
-    guard reactor.anyServer, reactor.backends.contains("epoll") else {
-        return md + "Not checked: Reactor's servers were not available in this run.\n\n"
-    }
-    func median(_ figure: String, _ server: String, _ value: (EchoSample) -> Double) -> Double? {
-        Spread((results.echo[figure]?[server] ?? []).map(value))?.median
-    }
-    func verdict(_ value: Double?, _ bound: Double, atLeast: Bool) -> String {
-        guard let value else { return "not measured" }
-        let met = atLeast ? value >= bound : value <= bound
-        let by = abs(value / bound - 1) * 100
-        return met ? "met (\(String(format: "%.2f", value)))" : "missed by \(String(format: "%.1f", by))% (\(String(format: "%.2f", value)))"
-    }
-    var rows = ""
-    let efficiency = { (server: String) in median("split-64", server, \.messagesPerCPUSecond) }
-    if let mine = efficiency(name) {
-        rows += "| echo msgs per server CPU-s, 64 conns ≥ 0.97 × C epoll | \(verdict(efficiency("C epoll").map { mine / $0 }, 0.97, atLeast: true)) |\n"
-        rows += "| same ≥ 1.3 × SwiftNIO | \(verdict(efficiency("SwiftNIO").map { mine / $0 }, 1.3, atLeast: true)) |\n"
-    }
-    if let mine = median("shared-1", name, \.p50) {
-        rows += "| shared-mode 1-conn p50 ≤ 1.05 × C epoll | \(verdict(median("shared-1", "C epoll", \.p50).map { mine / $0 }, 1.05, atLeast: false)) |\n"
-    }
-    let cpu = { (server: String) in Spread((results.http[server] ?? []).map(\.cpuMicrosecondsPerRequest))?.median }
-    if let mine = cpu(name) {
-        rows += "| HTTP server CPU per request ≤ 1.1 × C epoll | \(verdict(cpu("C epoll").map { mine / $0 }, 1.1, atLeast: false)) |\n"
-        rows += "| same ≤ 0.6 × SwiftNIO | \(verdict(cpu("SwiftNIO").map { mine / $0 }, 0.6, atLeast: false)) |\n"
-    }
-    if let sample = results.allocations[name] {
-        rows += "| heap allocations per echo round trip = 0 | \(sample.perMessage < 0.005 ? "met" : "missed") (\(decimal(sample.perMessage, 3))) |\n"
-    }
-    rows += loopAndMemoryTargetRows(results: results, name: name)
-    guard !rows.isEmpty else { return md + "Not checked: no Reactor epoll sample in this run.\n\n" }
-    return md + "| target | result |\n|---|---|\n" + rows + "\n"
-}
-
 // MARK: - results.svg
 
 /// A grouped bar chart of messages (or requests) per server CPU-second: one group per figure, one
 /// bar per server, whiskers from the minimum to the maximum round.
 func chart(results: Results, rounds: Int, quick: Bool) -> String {
     var groups: [(label: String, bars: [(server: String, spread: Spread?)])] = []
-    let shortTitles = ["shared-1": "echo 1 conn, shared", "split-64": "echo 64 conns, split",
-                       "split-1000": "echo 1,000 conns, split", "stream-64k": "echo 64 KiB, 1 conn"]
     for figure in echoFigures where figure.size < 1024 {
         guard let byServer = results.echo[figure.id] else { continue }
-        groups.append((shortTitles[figure.id] ?? figure.id,
+        groups.append((figure.label,
                        results.echoServers.map { ($0.name, Spread((byServer[$0.name] ?? []).map(\.messagesPerCPUSecond))) }))
     }
     if !results.http.isEmpty {
-        groups.append(("HTTP wrk 64 conns (requests)",
+        groups.append(("\(httpLabel) (requests)",
                        results.httpServers.map { ($0.name, Spread((results.http[$0.name] ?? []).map(\.requestsPerCPUSecond))) }))
     }
     let servers = results.echoServers.map(\.name)
-    let colours = ["C epoll": "#6b6b6b", "SwiftNIO": "#f05138", "tokio": "#8a5a2b", "Reactor epoll": "#1f6fb2",
-                   "Reactor poll": "#8cbde6"]
+    let colours = ["C epoll": "#6b6b6b", "C io_uring": "#2b2b2b", "SwiftNIO": "#f05138", "tokio": "#8a5a2b",
+                   "Reactor epoll": "#1f6fb2", "Reactor uring": "#0b3b66", "Reactor poll": "#8cbde6"]
 
     let barWidth = 34.0, barGap = 6.0, groupGap = 46.0
     let left = 70.0, top = 70.0, plotHeight = 300.0, bottom = 70.0

@@ -22,6 +22,8 @@ struct Programs {
     let reactor: ReactorAvailability
     /// The tokio echo peer, when it could be built.
     let tokioEcho: String?
+    /// The C io_uring echo peer, when it could be built and this kernel runs it.
+    let uringEcho: String?
 
     var loadgen: String { "\(peers)/loadgen" }
     var holdconns: String { "\(peers)/holdconns" }
@@ -30,8 +32,11 @@ struct Programs {
     var echoServers: [Server] {
         var servers = [
             Server(name: "C epoll", family: .c) { ["\(peers)/epoll_echo", String($0)] },
-            Server(name: "SwiftNIO", family: .nio) { ["\(swiftBin)/nio-echo", "--port", String($0)] },
         ]
+        if let uringEcho {
+            servers.append(uringEchoServer(uringEcho))
+        }
+        servers.append(Server(name: "SwiftNIO", family: .nio) { ["\(swiftBin)/nio-echo", "--port", String($0)] })
         if let tokioEcho {
             servers.append(Server(name: "tokio", family: .tokio) { [tokioEcho, String($0)] })
         }
@@ -59,6 +64,11 @@ struct Programs {
         }
         return servers
     }
+}
+
+/// `Peers/uring_echo.c`, built at `path`: the io_uring floor.
+func uringEchoServer(_ path: String) -> Server {
+    Server(name: "C io_uring", family: .c) { [path, String($0)] }
 }
 
 /// What the main package's `reactor` executable offers, found out by asking it.

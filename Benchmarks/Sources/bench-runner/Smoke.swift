@@ -7,9 +7,8 @@ import Glibc
 #endif
 
 /// Runs every check and returns what failed; an empty list means every program answered.
-func smokeCheck(programs: Programs) -> [String] {
+func smokeCheck(programs: Programs, ports: PortAllocator) -> [String] {
     var failures: [String] = []
-    let ports = PortAllocator()
     func check(_ label: String, _ body: () throws -> String) {
         do {
             log("[smoke] \(label): \(try body())")
@@ -54,14 +53,20 @@ func smokeCheck(programs: Programs) -> [String] {
 
 /// The status line of the answer to one `GET /` on 127.0.0.1:`port`.
 func httpStatusLine(port: Int) throws -> String {
+    let answer = try exchange(port: port, Array("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+    return String(decoding: answer, as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+}
+
+/// Sends `request` on a new connection to 127.0.0.1:`port` and returns the first read of the answer
+/// (at most 4 KiB, within 5 s).
+func exchange(port: Int, _ request: [UInt8]) throws -> [UInt8] {
     guard let fd = connectLoopback(port: port) else { throw MeasurementError("cannot connect") }
     defer { close(fd) }
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    let request = Array("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
     guard write(fd, request, request.count) == request.count else { throw MeasurementError("cannot send") }
     var buffer = [UInt8](repeating: 0, count: 4096)
     let count = read(fd, &buffer, buffer.count)
     guard count > 0 else { throw MeasurementError("no answer") }
-    return String(decoding: buffer[..<count], as: UTF8.self).split(separator: "\r\n").first.map(String.init) ?? ""
+    return Array(buffer[..<count])
 }

@@ -93,24 +93,50 @@ enum Paths {
 
 // MARK: - Building
 
-/// Compiles the C peers, the load generator and the malloc counter into .build-peers/.
-func buildPeers() {
+/// Compiles the C peers, the load generator and the malloc counter into .build-peers/. Only the io_uring
+/// echo peer may fail (it needs Linux 6.0's <linux/io_uring.h>); returns its path, or nil with the
+/// reason in `notes`.
+func buildPeers(notes: inout [String]) -> String? {
     try? FileManager.default.createDirectory(atPath: Paths.logs, withIntermediateDirectories: true)
+    func cc(_ output: String, _ arguments: [String]) -> (status: CInt, output: String) {
+        capture(["cc", "-O2", "-Wall", "-o", "\(Paths.peers)/\(output)"] + arguments, directory: Paths.benchmarks)
+    }
     let jobs: [(String, [String])] = [
         ("epoll_echo", ["Peers/epoll_echo.c"]),
         ("epoll_http", ["Peers/epoll_http.c"]),
         ("loadgen", ["LoadGenerator/loadgen.c"]),
         ("holdconns", ["LoadGenerator/holdconns.c"]),
+        ("libmalloc_counter.so", ["-shared", "-fPIC", "MallocCounter/malloc_counter.c", "-ldl"]),
     ]
-    for (name, sources) in jobs {
-        let (status, output) = capture(["cc", "-O2", "-Wall", "-o", "\(Paths.peers)/\(name)"] + sources,
-                                       directory: Paths.benchmarks)
+    for (name, arguments) in jobs {
+        let (status, output) = cc(name, arguments)
         if status != 0 { fail("cc \(name) failed:\n\(output)") }
     }
-    let (status, output) = capture(["cc", "-O2", "-Wall", "-shared", "-fPIC", "-o",
-                                    "\(Paths.peers)/libmalloc_counter.so", "MallocCounter/malloc_counter.c", "-ldl"],
-                                   directory: Paths.benchmarks)
-    if status != 0 { fail("cc malloc_counter failed:\n\(output)") }
+    let (status, output) = cc("uring_echo", ["Peers/uring_echo.c"])
+    guard status == 0 else {
+        try? output.write(toFile: "\(Paths.logs)/uring_echo-build.log", atomically: true, encoding: .utf8)
+        notes.append("No C io_uring peer: `cc Peers/uring_echo.c` failed (.build-peers/logs/uring_echo-build.log).")
+        return nil
+    }
+    return "\(Paths.peers)/uring_echo"
+}
+
+/// Whether the io_uring echo peer at `path` starts and echoes on this kernel (it needs Linux 6.0 or
+/// later, and io_uring not disabled); returns `path` if so, or nil with the reason in `notes`.
+func runnableUringEcho(_ path: String?, ports: PortAllocator, notes: inout [String]) -> String? {
+    guard let path else { return nil }
+    do {
+        let running = try start(uringEchoServer(path), port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+        defer { running.child.stop() }
+        let probe = Array("io_uring".utf8)
+        let answer = try exchange(port: running.port, probe)
+        guard answer == probe else { throw MeasurementError("it answered \(answer.count) bytes, not its probe") }
+        return path
+    } catch {
+        let kernel = capture(["uname", "-r"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        notes.append("No C io_uring peer: `uring_echo` does not run on this kernel (\(kernel); it needs Linux 6.0+): \(error)")
+        return nil
+    }
 }
 
 /// Builds the tokio echo peer offline against Debian's crates (`librust-tokio-dev`) into
@@ -199,9 +225,11 @@ func findReactor(options: Options, swiftBin: String) -> ReactorAvailability {
     if !found.http { found.notes.append("`reactor http --help` failed: Reactor's HTTP server is not available yet.") }
     let listed = capture([binary, "backends"], timeout: 20)
     let available = listed.output.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
-    found.backends = ["epoll", "poll"].filter { available.contains($0) }
+    found.backends = ["epoll", "uring", "poll"].filter { available.contains($0) }
     if found.backends.isEmpty {
-        found.notes.append("`reactor backends` listed neither epoll nor poll.")
+        found.notes.append("`reactor backends` listed none of epoll, uring, poll.")
+    } else if !found.backends.contains("uring") {
+        found.notes.append("`reactor backends` does not list uring (the kernel refuses io_uring): no Reactor uring figures.")
     }
     found.loopProgram = buildReactorLoop(build: options.build, swiftBin: swiftBin)
     if !found.loopProgram {
@@ -233,17 +261,22 @@ struct EchoFigure {
     let size: Int
     let loadgenCPU: Int
     let full: Bool  // only in the full run
+    /// The figure in a few words, for the chart and the targets.
+    let label: String
 }
+
+/// The HTTP figure in a few words.
+let httpLabel = "HTTP wrk 64 conns"
 
 let echoFigures = [
     EchoFigure(id: "shared-1", title: "Echo 64 B, 1 connection, shared CPU (server and load on CPU 1)",
-               connections: 1, size: 64, loadgenCPU: 1, full: false),
+               connections: 1, size: 64, loadgenCPU: 1, full: false, label: "echo 1 conn, shared"),
     EchoFigure(id: "split-64", title: "Echo 64 B, 64 connections, split (server CPU 1, load CPU 0)",
-               connections: 64, size: 64, loadgenCPU: 0, full: false),
+               connections: 64, size: 64, loadgenCPU: 0, full: false, label: "echo 64 conns, split"),
     EchoFigure(id: "split-1000", title: "Echo 64 B, 1,000 connections, split",
-               connections: 1000, size: 64, loadgenCPU: 0, full: true),
+               connections: 1000, size: 64, loadgenCPU: 0, full: true, label: "echo 1,000 conns, split"),
     EchoFigure(id: "stream-64k", title: "Echo 64 KiB messages, 1 connection, split (one 64 KiB write in flight)",
-               connections: 1, size: 65536, loadgenCPU: 0, full: true),
+               connections: 1, size: 65536, loadgenCPU: 0, full: true, label: "echo 64 KiB, 1 conn"),
 ]
 
 final class Results {
@@ -276,8 +309,7 @@ final class PortAllocator {
     }
 }
 
-func runAll(options: Options, programs: Programs, results: Results) {
-    let ports = PortAllocator()
+func runAll(options: Options, programs: Programs, ports: PortAllocator, results: Results) {
     let hasWrk = capture(["sh", "-c", "command -v wrk"]).status == 0
     let hasStrace = capture(["sh", "-c", "command -v strace"]).status == 0
     results.echoServers = programs.echoServers
@@ -397,17 +429,20 @@ raiseOpenFileLimit()
 signal(SIGPIPE, SIG_IGN)
 log(options.smoke ? "bench-runner: smoke run (the build check: every program once, briefly)"
     : "bench-runner: \(options.quick ? "quick" : "full") run, \(options.rounds) round(s), \(options.duration) s per run")
-buildPeers()
+var peerNotes: [String] = []
+let ports = PortAllocator()
+let uringEcho = runnableUringEcho(buildPeers(notes: &peerNotes), ports: ports, notes: &peerNotes)
 let swiftBin = swiftPeersBinPath(build: options.build)
 let reactor = findReactor(options: options, swiftBin: swiftBin)
 log(reactor.anyServer
     ? "Reactor: \(reactor.binary!) (echo: \(reactor.echo), http: \(reactor.http), backends: \(reactor.backends.joined(separator: ", ")))"
     : "Reactor's servers are not available: \(reactor.notes.joined(separator: " "))")
-var peerNotes: [String] = []
 let tokioEcho = buildTokioEcho(notes: &peerNotes)
-let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor, tokioEcho: tokioEcho)
+let programs = Programs(peers: Paths.peers, swiftBin: swiftBin, reactor: reactor, tokioEcho: tokioEcho,
+                        uringEcho: uringEcho)
+for note in peerNotes { log(note) }
 if options.smoke {
-    let failures = smokeCheck(programs: programs)
+    let failures = smokeCheck(programs: programs, ports: ports)
     log("bench-runner --smoke: \(failures.isEmpty ? "every program answered" : "\(failures.count) failed") "
         + "in \(Int(monotonicSeconds() - startedAt)) s")
     for failure in failures { log("  \(failure)") }
@@ -415,7 +450,7 @@ if options.smoke {
 }
 let results = Results()
 results.failures += peerNotes
-runAll(options: options, programs: programs, results: results)
+runAll(options: options, programs: programs, ports: ports, results: results)
 let elapsed = monotonicSeconds() - startedAt
 writeReport(options: options, programs: programs, results: results, elapsed: elapsed,
             directory: Paths.benchmarks)

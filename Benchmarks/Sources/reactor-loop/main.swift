@@ -1,7 +1,7 @@
 // Reactor's side of the timer and wake-up workloads (LoopBench): one EventLoop, its
 // `schedule(at:_:)` timers and its `execute(_:)`.
 //
-//   reactor-loop timers|wakeup [--backend epoll|poll] [options of LoopArguments]
+//   reactor-loop timers|wakeup [--backend epoll|uring|poll] [options of LoopArguments]
 import LoopBench
 import Reactor
 
