@@ -22,6 +22,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// Readiness drained while a full submission queue was flushed, for the next wait.
     private var deferred: [BackendEvent] = []
     private var started = false
+    /// The loop's thread (`pthread_t`), once it waited: requests from it need no wake-up.
+    private let loopThread = Atomic<UInt>(0)
     let providedBuffers: ProvidedBuffers?
 
     private struct Requests {
@@ -173,12 +175,14 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     // MARK: Internals
 
-    /// A request that cannot run on this thread now: queued, and the loop woken for it.
+    /// A request for the loop's next wait, which submits it; a loop that waits already
+    /// is woken for it, unless the request comes from the loop's own thread.
     private func request(_ make: (inout Requests) -> Request?) {
+        let fromLoop = loopThread.load(ordering: .relaxed) == UInt(pthread_self())
         requests.withLock { requests in
             guard !requests.isClosed, let request = make(&requests) else { return }
             requests.list.append(request)
-            signalWake()
+            if !fromLoop { signalWake() }
         }
     }
 
@@ -193,6 +197,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private func start() throws(Errno) {
         try ring.enableIfNeeded()
         started = true
+        loopThread.store(UInt(pthread_self()), ordering: .relaxed)
         armWake()
     }
 
