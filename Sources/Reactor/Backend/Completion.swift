@@ -72,8 +72,8 @@ protocol CompletionBackend: ReactorBackend {
     /// Asks the kernel to cancel every operation in flight (for shutdown).
     func cancelAll()
 
-    /// The buffers reads may select from, if the kernel could register them.
-    var providedBuffers: ProvidedBuffers? { get }
+    /// The buffers reads may select from.
+    var providedBuffers: ProvidedBuffers { get }
 
     /// Hands a provided buffer back to the kernel: at once on the loop thread, with the
     /// next wait from any other.

@@ -27,7 +27,8 @@ final class ProvidedBuffers {
 
     /// Registers `count` buffers (a power of two, at most 32,768) with the ring `fd`.
     ///
-    /// - Throws: the registration's `Errno` (`EINVAL` before Linux 5.19).
+    /// - Throws: the registration's `Errno` (`EINVAL` before Linux 5.19, where the
+    ///   backend is then unavailable and loops run epoll).
     init(ring fd: CInt, count: Int) throws(Errno) {
         precondition(count > 0 && count & (count - 1) == 0 && count <= 1 << 15)
         self.count = count

@@ -24,7 +24,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private var started = false
     /// The loop's thread (`pthread_t`), once it waited: requests from it need no wake-up.
     private let loopThread = Atomic<UInt>(0)
-    let providedBuffers: ProvidedBuffers?
+    let providedBuffers: ProvidedBuffers
 
     private struct Requests {
         var list: [Request] = []
@@ -48,8 +48,12 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         if let forced = Self.forcedSetupError { throw forced }
         ring = try URing(entries: entries, completions: completions)
         wakeFD = try valueOrErrno { creactor_eventfd() }
-        // Without a buffer ring (before Linux 5.19), reads bring their own buffers.
-        providedBuffers = try? ProvidedBuffers(ring: ring.descriptor, count: Self.providedBufferCount)
+        do {
+            providedBuffers = try ProvidedBuffers(ring: ring.descriptor, count: Self.providedBufferCount)
+        } catch {
+            closeDescriptor(wakeFD)
+            throw error
+        }
         completed.reserveCapacity(1024)
         taken.reserveCapacity(64)
     }
@@ -111,7 +115,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     func recycle(_ buffer: UInt16, onLoopThread: Bool) {
         if onLoopThread {
-            providedBuffers?.recycle(buffer)
+            providedBuffers.recycle(buffer)
             return
         }
         let queued = requests.withLock { requests in
@@ -121,7 +125,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             return true
         }
         // The ring is gone with its loop: the buffer only stops counting as lent.
-        if !queued { providedBuffers?.forget(buffer) }
+        if !queued { providedBuffers.forget(buffer) }
     }
 
     func takeCompletions(_ body: (Completion) -> Void) {
@@ -164,7 +168,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     func close() {
         requests.withLock { $0.isClosed = true }
-        providedBuffers?.unregister(ring: ring.descriptor)
+        providedBuffers.unregister(ring: ring.descriptor)
         closeDescriptor(wakeFD)
         ring.close()
     }
@@ -213,7 +217,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         requests.withLock { swap(&$0.list, &taken) }
         for request in taken {
             if case .recycle(let buffer) = request {
-                providedBuffers?.recycle(buffer)
+                providedBuffers.recycle(buffer)
                 continue
             }
             let entry = nextEntry()
@@ -264,7 +268,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             case .operation:
                 let done = Completion(
                     operation: UserData.operationID(completion.user_data), result: completion.res, flags: completion.flags)
-                if let buffer = done.providedBuffer { providedBuffers?.take(buffer) }
+                if let buffer = done.providedBuffer { providedBuffers.take(buffer) }
                 completed.append(done)
             case .poll:
                 let token = UserData.token(completion.user_data)
@@ -292,10 +296,12 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         }
     }
 
-    /// Whether this kernel sets up a ring for this process; asked once.
+    /// Whether this kernel sets up a ring with everything the backend uses for this
+    /// process (Linux 5.19 or later: provided-buffer rings, multishot accept); asked once.
     static let isSupported: Bool = {
         do {
-            _ = try URing(entries: 8, completions: 0)
+            let ring = try URing(entries: 8, completions: 0)
+            _ = try ProvidedBuffers(ring: ring.descriptor, count: 1)
             return true
         } catch {
             return false

@@ -97,9 +97,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         nonisolated(nonsending) private func read() async throws -> Int {
             let source = chunks.source
             #if os(Linux)
-            if source.runsCompletions, source.eventLoop.reactor.completions?.providedBuffers != nil {
-                return try await readProvided()
-            }
+            if source.runsCompletions { return try await readProvided() }
             #endif
             let (lease, kind) = (self.lease, chunks.kind)
             let size = BufferPool.bufferSize

@@ -36,7 +36,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
 
     /// Buffers lent to chunks now: the pool's, and on io_uring the kernel ring's.
     var lentBufferCount: Int {
-        buffers.lentCount + (reactor.completions?.providedBuffers?.inUse ?? 0)
+        buffers.lentCount + (reactor.completions?.providedBuffers.inUse ?? 0)
     }
     private let actorExecutor: LoopActorExecutor
     private var taskExecutorReference: UnownedTaskExecutor!
