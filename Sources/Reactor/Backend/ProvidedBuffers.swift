@@ -13,8 +13,10 @@ import SystemPackage
 final class ProvidedBuffers {
     /// The group ID reads name; one ring per io_uring instance.
     static let group: UInt16 = 0
-    /// The size of each buffer, as the pool's.
-    static let bufferSize = BufferPool.bufferSize
+    /// The size of each buffer: four times the pool's, so that a stream's 64 KiB write
+    /// arrives as one chunk. The memory is the kernel's to fill in ring order, so all
+    /// of it becomes resident under load: `count` × 64 KiB per loop.
+    static let bufferSize = 64 * 1024
 
     let count: Int
     private let entries: UnsafeMutablePointer<creactor_buffer_entry>

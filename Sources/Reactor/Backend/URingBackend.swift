@@ -309,7 +309,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     }()
 
     /// How many provided buffers a ring registers; tests make it small.
-    @TaskLocal static var providedBufferCount = 256
+    @TaskLocal static var providedBufferCount = 128
 
     /// Set by tests, for the task that creates a loop, to make the setup fail as on a
     /// kernel that refuses io_uring.
