@@ -95,7 +95,7 @@ final class Reactor: @unchecked Sendable {
     /// - Throws: ``ReactorError/busy`` if another operation is in flight in the same
     ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
     ///   closed before the operation could start.
-    nonisolated(nonsending) func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
+    func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
         let (completions, id) = try claim(io, reading: reading)
         defer { io.unclaim(reading: reading) }
         return await withTaskCancellationHandler {

@@ -54,7 +54,7 @@ final class Waiter: @unchecked Sendable {
     ///   - disarm: runs once if cancellation wins, on the cancelling thread.
     /// - Throws: `CancellationError` if the task was cancelled while parked;
     ///   ``ReactorError/busy`` if another task is parked here already.
-    nonisolated(nonsending) func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
+    func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
         var current = word.load(ordering: .acquiring)
         var generation: UInt64
         while true {
