@@ -205,15 +205,20 @@ extension ReactorTests {
                 // Exactly one buffer's worth: the full read does not prove the stream
                 // drained, so the next read runs, meets EAGAIN, and must give its buffer back.
                 try await onLoop(loop) { try await writer.write(patternBytes(BufferPool.bufferSize)) }
+                let handled = Counter()
                 let reading = Task(executorPreference: loop) { () -> [Int] in
                     var counts: [Int] = []
-                    for try await chunk in reader.chunks { counts.append(chunk.count) }
+                    for try await chunk in reader.chunks {
+                        counts.append(chunk.count)
+                        handled.increment()
+                    }
                     return counts
                 }
-                try await waitUntil { reader.descriptor.io.isAwaitingRead }
+                // Waiting again after the chunk was handled: its buffer went back first.
+                try await waitUntil { handled.value == 1 && reader.descriptor.io.isAwaitingRead }
                 #expect(loop.lentBufferCount == 0)
                 try await onLoop(loop) { try await writer.write([7]) }
-                try await waitUntil { reader.descriptor.io.isAwaitingRead }
+                try await waitUntil { handled.value == 2 && reader.descriptor.io.isAwaitingRead }
                 #expect(loop.lentBufferCount == 0)
                 try writer.shutdown(.writing)
                 #expect(try await reading.value == [BufferPool.bufferSize, 1])
