@@ -84,14 +84,8 @@ struct ChildProcess {
 
     /// The CPU time the process has used, in clock ticks (utime + stime of /proc/PID/stat).
     var cpuTicks: Int {
-        guard let file = fopen("/proc/\(pid)/stat", "r") else { return -1 }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 4096)
-        guard fgets(&line, CInt(line.count), file) != nil else { return -1 }
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        // Fields after the command name, which sits in parentheses and may hold spaces.
-        let fields = text[text.index(after: text.lastIndex(of: ")")!)...].split(separator: " ")
-        return Int(fields[11])! + Int(fields[12])!
+        guard let stat = processStat(pid) else { return -1 }
+        return Int(stat.fields[11])! + Int(stat.fields[12])!
     }
 
     /// How many descriptors the process has open.

@@ -57,15 +57,20 @@ private func pipesToSymbolizer() -> Set<String> {
 
 /// Whether `pid` is a child of this process named `llvm-symbolizer`.
 private func isSymbolizerChild(_ pid: pid_t) -> Bool {
-    guard let file = fopen("/proc/\(pid)/stat", "r") else { return false }
+    guard let stat = processStat(pid) else { return false }
+    return stat.command.hasPrefix("llvm-symbolizer") && stat.fields.count > 1 && pid_t(stat.fields[1]) == getpid()
+}
+
+/// `/proc/PID/stat`: the command name, and the fields after it (state, parent, ...).
+func processStat(_ pid: pid_t) -> (command: Substring, fields: [Substring])? {
+    guard let file = fopen("/proc/\(pid)/stat", "r") else { return nil }
     defer { fclose(file) }
-    var line = [CChar](repeating: 0, count: 512)
-    guard fgets(&line, CInt(line.count), file) != nil else { return false }
+    var line = [CChar](repeating: 0, count: 4096)
+    guard fgets(&line, CInt(line.count), file) != nil else { return nil }
     let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return false }
-    let command = text[text.index(after: open)..<close]
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    return command.hasPrefix("llvm-symbolizer") && fields.count > 1 && pid_t(fields[1]) == getpid()
+    // The command name sits in parentheses and may hold spaces.
+    guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")") else { return nil }
+    return (text[text.index(after: open)..<close], text[text.index(after: close)...].split(separator: " "))
 }
 
 /// The descriptors open in this process, from `/proc/self/fd`.

@@ -62,11 +62,16 @@ extension Duration {
     /// `nil` (forever) becomes -1.
     static func milliseconds(roundingUp duration: Duration?) -> CInt {
         guard let duration else { return -1 }
+        let nanoseconds = nanoseconds(roundingUp: duration)
+        return CInt(clamping: nanoseconds / 1_000_000 + (nanoseconds % 1_000_000 > 0 ? 1 : 0))
+    }
+
+    /// The duration in whole nanoseconds, rounded up; 0 if it is not positive.
+    static func nanoseconds(roundingUp duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let perMillisecond: Int64 = 1_000_000_000_000_000
-        let wholeMilliseconds = seconds * 1000 + attoseconds / perMillisecond
-        let total = wholeMilliseconds + (attoseconds % perMillisecond > 0 ? 1 : 0)
-        return CInt(clamping: total)
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return .max }
+        return whole &+ (attoseconds + 999_999_999) / 1_000_000_000
     }
 }

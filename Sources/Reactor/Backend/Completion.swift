@@ -77,7 +77,7 @@ protocol CompletionBackend: ReactorBackend {
 
     /// Hands a provided buffer back to the kernel: at once on the loop thread, with the
     /// next wait from any other.
-    func recycle(_ buffer: UInt16, onLoopThread: Bool)
+    func recycle(_ buffer: UInt16)
 
     /// Loop thread: hands over the completions the last ``ReactorBackend/wait(into:timeout:)``
     /// collected, in order, and forgets them.

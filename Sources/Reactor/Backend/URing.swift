@@ -104,7 +104,7 @@ struct URing: ~Copyable {
     mutating func enter(waitingFor minimum: UInt32, timeout: Duration?) throws(Errno) {
         // Release: the entries' contents are visible before the kernel sees the tail.
         creactor_store_release(ring.sq_tail, localTail)
-        let timeoutNanoseconds: Int64 = minimum == 0 ? -1 : timeout.map(Self.nanoseconds) ?? -1
+        let timeoutNanoseconds: Int64 = minimum == 0 ? -1 : timeout.map(Duration.nanoseconds(roundingUp:)) ?? -1
         let result = creactor_uring_enter(
             ring.fd, unsubmitted, minimum, CREACTOR_IORING_ENTER_GETEVENTS, timeoutNanoseconds)
         if result >= 0 || result == -EINTR || result == -ETIME { return }
@@ -122,14 +122,6 @@ struct URing: ~Copyable {
         }
         // Release: the entries are read before the kernel may reuse their slots.
         creactor_store_release(ring.cq_head, head)
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        if seconds < 0 || (seconds == 0 && attoseconds <= 0) { return 0 }
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return .max }
-        return whole &+ (attoseconds + 999_999_999) / 1_000_000_000
     }
 }
 #endif

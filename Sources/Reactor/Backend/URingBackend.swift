@@ -113,19 +113,13 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         request { _ in .cancelAll }
     }
 
-    func recycle(_ buffer: UInt16, onLoopThread: Bool) {
-        if onLoopThread {
+    func recycle(_ buffer: UInt16) {
+        if isLoopThread {
             providedBuffers.recycle(buffer)
-            return
+        } else if !request({ _ in .recycle(buffer) }) {
+            // The ring is gone with its loop: the buffer only stops counting as lent.
+            providedBuffers.forget(buffer)
         }
-        let queued = requests.withLock { requests in
-            guard !requests.isClosed else { return false }
-            requests.list.append(.recycle(buffer))
-            signalWake()
-            return true
-        }
-        // The ring is gone with its loop: the buffer only stops counting as lent.
-        if !queued { providedBuffers.forget(buffer) }
     }
 
     func takeCompletions(_ body: (Completion) -> Void) {
@@ -180,14 +174,23 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     // MARK: Internals
 
     /// A request for the loop's next wait, which submits it; a loop that waits already
-    /// is woken for it, unless the request comes from the loop's own thread.
-    private func request(_ make: (inout Requests) -> Request?) {
-        let fromLoop = loopThread.load(ordering: .relaxed) == UInt(pthread_self())
-        requests.withLock { requests in
-            guard !requests.isClosed, let request = make(&requests) else { return }
+    /// is woken for it, unless the request comes from the loop's own thread. Returns
+    /// false if the backend is closed.
+    @discardableResult
+    private func request(_ make: (inout Requests) -> Request?) -> Bool {
+        let fromLoop = isLoopThread
+        return requests.withLock { requests in
+            guard !requests.isClosed else { return false }
+            guard let request = make(&requests) else { return true }
             requests.list.append(request)
             if !fromLoop { signalWake() }
+            return true
         }
+    }
+
+    /// Whether the caller runs on the loop's thread (false before the loop's first wait).
+    private var isLoopThread: Bool {
+        loopThread.load(ordering: .relaxed) == UInt(pthread_self())
     }
 
     /// Writes the wake-up descriptor; a loop that is not waiting sees it next time.

@@ -171,13 +171,11 @@ final class Reactor: @unchecked Sendable {
         if let completions, operations.inFlight > 0 {
             completions.cancelAll()
             while operations.inFlight > 0 {
-                events.removeAll(keepingCapacity: true)
                 do {
-                    try backend.wait(into: &events, timeout: .milliseconds(100))
+                    try turn(timeout: .milliseconds(100))
                 } catch {
                     fatalError("waiting for cancelled operations to end failed: \(error)")
                 }
-                completions.takeCompletions { operations.complete($0) }
             }
         }
         registrations.withLock { _ in backend.close() }

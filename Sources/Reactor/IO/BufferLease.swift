@@ -65,7 +65,7 @@ final class BufferLease: @unchecked Sendable {
         generation &+= 1
         if let id = provided {
             provided = nil
-            loop.reactor.completions?.recycle(id, onLoopThread: loop.isCurrent)
+            loop.reactor.completions?.recycle(id)
             return
         }
         // The last reference, or a task that outlived its loop, may get here on another

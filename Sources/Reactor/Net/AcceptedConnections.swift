@@ -76,8 +76,9 @@ final class AcceptedConnections: CompletionSink {
 }
 
 extension AsyncFD {
-    /// Accepts through a multishot accept: the loop-thread path on a completion backend.
-    func acceptCompleting(on loop: EventLoop?) async throws -> (AsyncFD, SocketAddress) {
+    /// The next connection of the listener's multishot accept: the completion path, on
+    /// the listener's loop. The accept's own failure is thrown once, as `accept4`'s is.
+    func acceptCompleting() async throws -> (CInt, SocketAddress) {
         let accepted: AcceptedConnections
         if let existing = completionSink as? AcceptedConnections {
             accepted = existing
@@ -85,27 +86,12 @@ extension AsyncFD {
             accepted = AcceptedConnections(io: io, listener: fileDescriptor)
             completionSink = accepted
         }
-        var backoff = Duration.milliseconds(10)
         while true {
             if let error = Self.unusable(io.snapshot()) { throw error }
             if let fd = accepted.next() {
-                let peer = (try? SocketCalls.address(of: fd, peer: true)) ?? .unnamedUnix
-                do {
-                    return (try AsyncFD(FileDescriptor(rawValue: fd), on: loop ?? eventLoop), peer)
-                } catch {
-                    SocketCalls.discard(fd)
-                    throw error
-                }
+                return (fd, (try? SocketCalls.address(of: fd, peer: true)) ?? .unnamedUnix)
             }
-            if let failure = accepted.takeFailure() {
-                if Self.isExhaustion(failure) {
-                    try await eventLoop.clock.sleep(for: backoff)
-                    backoff = min(backoff * 2, .seconds(1))
-                } else if failure != .connectionAbort {
-                    throw IOError(.accept, failure)
-                }
-                continue
-            }
+            if let failure = accepted.takeFailure() { throw IOError(.accept, failure) }
             if !accepted.isArmed { try accepted.arm(on: eventLoop.reactor) }
             try await io.reader.park(arm: {}, disarm: {})
         }

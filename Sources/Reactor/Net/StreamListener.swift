@@ -149,25 +149,17 @@ extension AsyncFD {
 
     /// Accepts one connection, backing off on descriptor or memory exhaustion (DESIGN
     /// §3.5), and registers it on `loop`. On the listener's own loop, a completion
-    /// backend accepts through a multishot accept instead, unless a `call` is forced.
+    /// backend accepts through a multishot accept, unless a `call` is forced.
     func acceptConnection(
         on loop: EventLoop?, using forced: AcceptCall? = nil
     ) async throws -> (AsyncFD, SocketAddress) {
-        if forced == nil && runsCompletions { return try await acceptCompleting(on: loop) }
-        let call = forced ?? { creactor_accept($0, $1, $2) }
         var backoff = Duration.milliseconds(10)
         while true {
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd: CInt
+            let (fd, peer): (CInt, SocketAddress)
             do {
-                fd = try await perform(.readable, as: .accept) { (listener) throws(Errno) in
-                    try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) in
-                        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(Errno) in
-                            try valueOrErrno { call(listener, address, &length) }
-                        }
-                    }
-                }
+                (fd, peer) = forced == nil && runsCompletions
+                    ? try await acceptCompleting()
+                    : try await acceptReady(using: forced ?? { creactor_accept($0, $1, $2) })
             } catch let error as IOError where Self.isExhaustion(error.errno) {
                 try await eventLoop.clock.sleep(for: backoff)
                 backoff = min(backoff * 2, .seconds(1))
@@ -175,7 +167,6 @@ extension AsyncFD {
             } catch let error as IOError where error.errno == .connectionAbort {
                 continue
             }
-            let peer = (try? SocketAddress(storage, length: length)) ?? .unnamedUnix
             do {
                 return (try AsyncFD(FileDescriptor(rawValue: fd), on: loop ?? eventLoop), peer)
             } catch {
@@ -183,6 +174,20 @@ extension AsyncFD {
                 throw error
             }
         }
+    }
+
+    /// One `accept4` once the listener is readable: the readiness path.
+    private func acceptReady(using call: AcceptCall) async throws -> (CInt, SocketAddress) {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let fd = try await perform(.readable, as: .accept) { (listener) throws(Errno) in
+            try withUnsafeMutablePointer(to: &storage) { (pointer) throws(Errno) in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { (address) throws(Errno) in
+                    try valueOrErrno { call(listener, address, &length) }
+                }
+            }
+        }
+        return (fd, (try? SocketAddress(storage, length: length)) ?? .unnamedUnix)
     }
 
     static func isExhaustion(_ errno: Errno) -> Bool {
