@@ -26,7 +26,7 @@ public enum EchoServer {
     /// - Parameter connection: a connected stream; it is left open.
     /// - Throws: what the connection's chunks and `write` throw, for example ``IOError``
     ///   with `Errno.connectionReset` when the peer resets the connection.
-    public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
+    nonisolated(nonsending) public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
         for try await chunk in connection.chunks {
             try await connection.write(chunk)
         }

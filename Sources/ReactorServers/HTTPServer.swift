@@ -59,7 +59,7 @@ public enum HTTPServer {
     /// - Parameter connection: a connected stream; it is left open.
     /// - Throws: what the connection's `read` and `write` throw, for example ``IOError``
     ///   with `Errno.connectionReset`.
-    public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
+    nonisolated(nonsending) public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
         var requests = RequestBuffer(capacity: 4 * 1024, limit: maximumHeadLength)
         var responses = ResponseBuffer(capacity: 4 * 1024)
         // Bytes of the current request's body not read yet; they are skipped.
@@ -111,7 +111,7 @@ public enum HTTPServer {
 
     /// Shuts down the writing side, then discards what the client sends until it closes,
     /// for up to ``lingerTimeout`` and 1 MiB.
-    private static func lingeringClose<Connection: StreamSocket>(_ connection: Connection) async {
+    nonisolated(nonsending) private static func lingeringClose<Connection: StreamSocket>(_ connection: Connection) async {
         do {
             try connection.shutdown(.writing)
             _ = try await withTimeout(lingerTimeout, on: connection.eventLoop) {

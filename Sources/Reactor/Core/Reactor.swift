@@ -95,10 +95,11 @@ final class Reactor: @unchecked Sendable {
     /// - Throws: ``ReactorError/busy`` if another operation is in flight in the same
     ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
     ///   closed before the operation could start.
-    func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
+    nonisolated(nonsending) func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
         let (completions, id) = try claim(io, reading: reading)
         defer { io.unclaim(reading: reading) }
-        return await withTaskCancellationHandler {
+        // Executor-inheriting, for the reason `Waiter.park(arm:disarm:)` gives.
+        return await _unsafeInheritExecutor_withTaskCancellationHandler {
             await withUnsafeContinuation { continuation in
                 operations.attach(continuation, to: id)
                 completions.submit(operation, as: id)

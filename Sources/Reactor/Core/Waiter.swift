@@ -54,7 +54,7 @@ final class Waiter: @unchecked Sendable {
     ///   - disarm: runs once if cancellation wins, on the cancelling thread.
     /// - Throws: `CancellationError` if the task was cancelled while parked;
     ///   ``ReactorError/busy`` if another task is parked here already.
-    func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
+    nonisolated(nonsending) func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
         var current = word.load(ordering: .acquiring)
         var generation: UInt64
         while true {
@@ -81,7 +81,11 @@ final class Waiter: @unchecked Sendable {
             break
         }
         let parked = generation
-        try await withTaskCancellationHandler {
+        // The executor-inheriting form of `withTaskCancellationHandler`: the isolated form
+        // switches to its `isolation` argument on the way in and out, and each switch of a
+        // task with an executor preference reads that preference under a lock in the
+        // runtime, twice per wait for nothing, since the task runs on its loop already.
+        try await _unsafeInheritExecutor_withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 self.continuation = continuation
                 let (isParked, _) = word.compareExchange(

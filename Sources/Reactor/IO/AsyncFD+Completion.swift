@@ -14,7 +14,7 @@ extension AsyncFD {
 
     /// Runs `operation` to its completion and returns its count. See
     /// ``completion(of:reading:as:address:)``.
-    func complete(
+    nonisolated(nonsending) func complete(
         _ operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
     ) async throws -> Int {
         Int(try await completion(of: operation, reading: reading, as: name, address: address).result)
@@ -29,7 +29,9 @@ extension AsyncFD {
     /// - Throws: ``IOError`` naming `name` and `address` with the operation's errno;
     ///   `CancellationError` if it was cancelled in time; ``ReactorError/closed`` or
     ///   ``ReactorError/loopShutDown`` if that is what cancelled it; ``ReactorError/busy``.
-    func completion(
+    // Never inlined, for the reason `perform` gives.
+    @inline(never)
+    nonisolated(nonsending) func completion(
         of operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
     ) async throws -> Completion {
         let snapshot = io.beginOperation()

@@ -63,19 +63,19 @@ public struct PipeReader: Sendable {
     /// - Returns: the number of bytes read; 0 at end-of-file (the writer closed).
     /// - Throws: ``IOError`` with operation `.read`; `CancellationError`;
     ///   ``ReactorError/closed``; ``ReactorError/loopShutDown``; ``ReactorError/busy``.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         try await source.readSome(into: buffer, .file, as: .read)
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
-    public func read(into buffer: inout [UInt8]) async throws -> Int {
+    nonisolated(nonsending) public func read(into buffer: inout [UInt8]) async throws -> Int {
         try await source.readSome(into: &buffer, .file, as: .read)
     }
 
     /// Reads at most `count` bytes, waiting until at least one is available.
     ///
     /// - Returns: the bytes read; empty at end-of-file.
-    public func read(upTo count: Int) async throws -> [UInt8] {
+    nonisolated(nonsending) public func read(upTo count: Int) async throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         let read = try await read(into: &bytes)
         bytes.removeSubrange(read...)
@@ -107,13 +107,13 @@ public struct PipeWriter: Sendable {
     ///   is gone); `CancellationError`, ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``. When it throws, a prefix of
     ///   `bytes` may have been written.
-    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+    nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
         try await sink.writeAll(bytes, .file, as: .write)
     }
 
     /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes; one
     /// that is not contiguous is copied first). See ``write(_:)-(UnsafeRawBufferPointer)``.
-    public func write(_ bytes: some Collection<UInt8>) async throws {
+    nonisolated(nonsending) public func write(_ bytes: some Collection<UInt8>) async throws {
         try await sink.writeAll(bytes, .file, as: .write)
     }
 

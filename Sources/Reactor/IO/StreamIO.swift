@@ -59,7 +59,7 @@ enum StreamKind {
 extension AsyncFD {
     /// Reads at most `buffer.count` bytes, waiting until at least one is available.
     /// Returns 0 at end-of-stream.
-    func readSome(
+    nonisolated(nonsending) func readSome(
         into buffer: UnsafeMutableRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
         peer: SocketAddress? = nil
     ) async throws -> Int {
@@ -72,7 +72,7 @@ extension AsyncFD {
     }
 
     /// Reads at most `buffer.count` bytes into an array. See ``readSome(into:_:as:peer:)-(UnsafeMutableRawBufferPointer,_,_,_)``.
-    func readSome(
+    nonisolated(nonsending) func readSome(
         into buffer: inout [UInt8], _ kind: StreamKind, as name: IOError.Operation,
         peer: SocketAddress? = nil
     ) async throws -> Int {
@@ -83,7 +83,7 @@ extension AsyncFD {
     }
 
     /// Writes all of `bytes`, waiting whenever the stream is full.
-    func writeAll(
+    nonisolated(nonsending) func writeAll(
         _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
         peer: SocketAddress? = nil
     ) async throws {
@@ -101,7 +101,7 @@ extension AsyncFD {
     }
 
     /// Writes all of a collection of bytes; one that is not contiguous is copied first.
-    func writeAll(
+    nonisolated(nonsending) func writeAll(
         _ bytes: some Collection<UInt8>, _ kind: StreamKind, as name: IOError.Operation,
         peer: SocketAddress? = nil
     ) async throws {

@@ -33,12 +33,12 @@ extension StreamSocket {
     /// - Throws: ``IOError`` with operation `.receive` and the peer's address (for example
     ///   `Errno.connectionReset`); `CancellationError`; ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
-    public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
+    nonisolated(nonsending) public func read(into buffer: UnsafeMutableRawBufferPointer) async throws -> Int {
         try await descriptor.readSome(into: buffer, .socket, as: .receive, peer: peerAddress)
     }
 
     /// Reads at most `buffer.count` bytes into `buffer`. See ``read(into:)-(UnsafeMutableRawBufferPointer)``.
-    public func read(into buffer: inout [UInt8]) async throws -> Int {
+    nonisolated(nonsending) public func read(into buffer: inout [UInt8]) async throws -> Int {
         try await descriptor.readSome(into: &buffer, .socket, as: .receive, peer: peerAddress)
     }
 
@@ -60,7 +60,7 @@ extension StreamSocket {
     ///
     /// - Throws: ``ReactorError/endOfStream`` if the peer ends the stream first (what
     ///   arrived is in the buffer's prefix); otherwise as ``read(into:)-(UnsafeMutableRawBufferPointer)``.
-    public func read(exactly buffer: UnsafeMutableRawBufferPointer) async throws {
+    nonisolated(nonsending) public func read(exactly buffer: UnsafeMutableRawBufferPointer) async throws {
         var filled = 0
         while filled < buffer.count {
             let count = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
@@ -70,7 +70,7 @@ extension StreamSocket {
     }
 
     /// Reads exactly `count` bytes. See ``read(exactly:)-(UnsafeMutableRawBufferPointer)``.
-    public func read(exactly count: Int) async throws -> [UInt8] {
+    nonisolated(nonsending) public func read(exactly count: Int) async throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
@@ -90,13 +90,13 @@ extension StreamSocket {
     ///   (`Errno.brokenPipe`, `Errno.connectionReset`); `CancellationError`,
     ///   ``ReactorError/closed``, ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     ///   When it throws, a prefix of `bytes` may have been sent.
-    public func write(_ bytes: UnsafeRawBufferPointer) async throws {
+    nonisolated(nonsending) public func write(_ bytes: UnsafeRawBufferPointer) async throws {
         try await descriptor.writeAll(bytes, .socket, as: .send, peer: peerAddress)
     }
 
     /// Writes all of `bytes` (an `Array`, `ArraySlice`, or any collection of bytes).
     /// See ``write(_:)-(UnsafeRawBufferPointer)``.
-    public func write(_ bytes: some Collection<UInt8>) async throws {
+    nonisolated(nonsending) public func write(_ bytes: some Collection<UInt8>) async throws {
         try await descriptor.writeAll(bytes, .socket, as: .send, peer: peerAddress)
     }
 
@@ -104,7 +104,7 @@ extension StreamSocket {
     /// allows (a gathered write). The corresponding C function is `sendmsg(2)`.
     ///
     /// - Throws: as ``write(_:)-(UnsafeRawBufferPointer)``.
-    public func write(gathering buffers: [UnsafeRawBufferPointer]) async throws {
+    nonisolated(nonsending) public func write(gathering buffers: [UnsafeRawBufferPointer]) async throws {
         var first = 0
         var offset = 0
         let limit = min(buffers.count, 1_024)
