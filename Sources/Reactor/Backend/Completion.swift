@@ -65,6 +65,12 @@ protocol CompletionBackend: ReactorBackend {
     /// Queues `operation`; it is handed to the kernel at the loop's next wait.
     func submit(_ operation: CompletionOperation, as id: OperationID)
 
+    /// Loop thread: hands what is queued to the kernel now, without waiting, and returns
+    /// the completion of `id` if the kernel finished it inside that call (single-shot
+    /// operations only). Every other completion collected waits for the next
+    /// ``ReactorBackend/wait(into:timeout:)``, in order.
+    func submitNow(returning id: OperationID) -> Completion?
+
     /// Asks the kernel to cancel `id`; its completion follows, as `ECANCELED` if the
     /// cancel came in time. A finished or unknown `id` is ignored.
     func cancel(_ id: OperationID)

@@ -12,8 +12,9 @@ import SystemPackage
 /// `io_uring_enter`. Only the loop thread touches the ring; requests from other threads
 /// (arming, removing, cancelling) wait in a locked list that the next wait submits.
 final class URingBackend: CompletionBackend, @unchecked Sendable {
-    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred` and `started` are
-    // touched only on the loop thread; `requests` is locked; the rest is immutable.
+    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred`, `started` and
+    // `inlineCompletions` are touched only on the loop thread; `requests` is locked; the
+    // rest is immutable.
     private var ring: URing
     private let wakeFD: CInt
     private let requests = Locked(Requests())
@@ -22,6 +23,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// Readiness drained while a full submission queue was flushed, for the next wait.
     private var deferred: [BackendEvent] = []
     private var started = false
+    /// How many operations ``submitNow(returning:)`` found complete (for tests).
+    private(set) var inlineCompletions = 0
     /// The loop's thread (`pthread_t`), once it waited: requests from it need no wake-up.
     private let loopThread = Atomic<UInt>(0)
     let providedBuffers: ProvidedBuffers
@@ -105,6 +108,20 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         entry.pointee.user_data = UserData.operation(id)
     }
 
+    func submitNow(returning id: OperationID) -> Completion? {
+        if !started { return nil }
+        do throws(Errno) {
+            try ring.enter(waitingFor: 0, timeout: nil)
+        } catch {
+            // Busy or interrupted: the loop's next wait submits it.
+            return nil
+        }
+        drain(into: &deferred)
+        guard let index = completed.lastIndex(where: { $0.operation == id }) else { return nil }
+        inlineCompletions += 1
+        return completed.remove(at: index)
+    }
+
     func cancel(_ id: OperationID) {
         request { _ in .cancel(id) }
     }
@@ -136,7 +153,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             events.append(contentsOf: deferred)
             deferred.removeAll(keepingCapacity: true)
         }
-        let waits = timeout != .zero && !ring.hasCompletions && events.isEmpty
+        // Completions a `submitNow(returning:)` collected count as already there.
+        let waits = timeout != .zero && !ring.hasCompletions && events.isEmpty && completed.isEmpty
         // Completions already queued, and nothing to hand over: no syscall at all.
         if waits || ring.unsubmitted > 0 || !ring.hasCompletions {
             do throws(Errno) {

@@ -34,7 +34,8 @@ struct OperationTable: ~Copyable {
         return OperationID(index: index, generation: generations[index])
     }
 
-    /// Frees a slot reserved for an operation that did not start after all.
+    /// Frees a slot reserved for an operation that did not start after all, or whose
+    /// completion its caller took straight from the backend.
     mutating func release(_ id: OperationID) {
         precondition(generations[id.index] == id.generation)
         generations[id.index] &+= 1

@@ -95,14 +95,26 @@ final class Reactor: @unchecked Sendable {
     /// - Throws: ``ReactorError/busy`` if another operation is in flight in the same
     ///   direction; ``ReactorError/closed`` or ``ReactorError/loopShutDown`` if `io`
     ///   closed before the operation could start.
-    nonisolated(nonsending) func complete(_ operation: CompletionOperation, on io: ScheduledIO, reading: Bool) async throws(ReactorError) -> Completion {
+    ///
+    /// With `eagerly`, the operation goes to the kernel at once, and if it completes
+    /// inside that call, it returns without suspending; otherwise the task waits for its
+    /// completion as usual.
+    nonisolated(nonsending) func complete(
+        _ operation: CompletionOperation, on io: ScheduledIO, reading: Bool, eagerly: Bool = false
+    ) async throws(ReactorError) -> Completion {
         let (completions, id) = try claim(io, reading: reading)
         defer { io.unclaim(reading: reading) }
+        completions.submit(operation, as: id)
+        if eagerly, let completion = completions.submitNow(returning: id) {
+            operations.release(id)
+            return completion
+        }
         // Executor-inheriting, for the reason `Waiter.park(arm:disarm:)` gives.
         return await _unsafeInheritExecutor_withTaskCancellationHandler {
+            // The completion cannot be delivered before this: only this thread's next
+            // turn hands completions to their receivers.
             await withUnsafeContinuation { continuation in
                 operations.attach(continuation, to: id)
-                completions.submit(operation, as: id)
             }
         } onCancel: {
             completions.cancel(id)

@@ -39,7 +39,12 @@ extension AsyncFD {
         if let error = Self.unusable(snapshot) { throw error }
         while true {
             try Task.checkCancellation()
-            let completion = try await eventLoop.reactor.complete(operation, on: io, reading: reading)
+            // A write is handed to the kernel at once when no other job would add to the
+            // loop's next submission: most writes then complete inside that call, and the
+            // task goes on without waiting for the loop's turn. Reads wait for the turn,
+            // since they rarely find their bytes already there.
+            let eagerly = !reading && !eventLoop.hasQueuedJobs
+            let completion = try await eventLoop.reactor.complete(operation, on: io, reading: reading, eagerly: eagerly)
             if completion.result >= 0 { return completion }
             switch Errno(rawValue: -completion.result) {
             case .interrupted:

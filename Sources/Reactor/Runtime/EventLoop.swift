@@ -121,6 +121,9 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         schedule(RunItem(.closure(body)))
     }
 
+    /// Loop thread only: whether jobs wait to run after the current one.
+    var hasQueuedJobs: Bool { !runQueue.isEmpty }
+
     func schedule(_ item: RunItem) {
         if isCurrent && !isStopped {
             runQueue.append(item)

@@ -1,0 +1,50 @@
+import Testing
+
+@testable import Reactor
+
+private let uringRuns = BackendKind.availableHere.contains(.uring)
+
+extension ReactorTests {
+    @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
+    struct EagerWriteTests {
+        /// The loop's io_uring backend, read on the loop's thread.
+        private static func inlineCompletions(on loop: EventLoop) async throws -> Int {
+            try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.inlineCompletions ?? -1 }
+        }
+
+        @Test("a write on a loop with nothing else to run completes inside its submission")
+        func writeCompletesInline() async throws {
+            try await withLoop(.uring) { loop in
+                let pipe = try Pipe(on: loop)
+                let before = try await Self.inlineCompletions(on: loop)
+                try await onLoop(loop) {
+                    for index in 0..<50 { try await pipe.writer.write([UInt8(index)]) }
+                }
+                #expect(try await Self.inlineCompletions(on: loop) - before == 50)
+                let received = try await onLoop(loop) { try await pipe.reader.read(upTo: 64) }
+                #expect(received == (0..<50).map { UInt8($0) })
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+
+        @Test("a write that cannot complete at once waits for the loop, and loses nothing")
+        func blockedWriteWaits() async throws {
+            try await withLoop(.uring) { loop in
+                let pipe = try Pipe(on: loop)
+                let bytes = patternBytes(1 << 20)
+                // A pipe holds 64 KiB: the kernel finds it full for most of the write, which
+                // then waits for the reader's turn instead of completing inline.
+                let writing = Task(executorPreference: loop) { try await pipe.writer.write(bytes) }
+                var received: [UInt8] = []
+                while received.count < bytes.count {
+                    received += try await onLoop(loop) { try await pipe.reader.read(upTo: 64 * 1024) }
+                }
+                try await writing.value
+                #expect(sameBytes(received, bytes))
+                try pipe.reader.close()
+                try pipe.writer.close()
+            }
+        }
+    }
+}
