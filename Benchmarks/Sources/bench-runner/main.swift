@@ -6,7 +6,9 @@
 // The method is ../shared/BENCHMARKS.md's: the server on CPU 1, the load generator on CPU 0
 // ("split") or also on CPU 1 ("shared"); every server once per round, the order rotated each round;
 // medians and min–max over the rounds; the server's CPU time read from /proc/PID/stat around each
-// measured window, so "messages per server CPU-second" holds whoever saturated first.
+// measured window, so "messages per server CPU-second" holds whoever saturated first; and, where
+// perf counts them, the server's instructions over the same window, which hold whatever speed the
+// VM runs at.
 import Foundation
 
 #if canImport(Glibc)
@@ -288,6 +290,8 @@ final class Results {
     var loop: [String: [LoopSample]] = [:]
     var loopPrograms: [LoopProgram] = []
     var failures: [String] = []
+    /// Whether perf counted instructions in this run (the echo tables then have their columns).
+    var countsInstructions = false
     var echoServers: [Server] = []
     var httpServers: [Server] = []
 }
@@ -312,6 +316,14 @@ final class PortAllocator {
 func runAll(options: Options, programs: Programs, ports: PortAllocator, results: Results) {
     let hasWrk = capture(["sh", "-c", "command -v wrk"]).status == 0
     let hasStrace = capture(["sh", "-c", "command -v strace"]).status == 0
+    var counter: InstructionCounter? = nil
+    do {
+        counter = try InstructionCounter.probe()
+    } catch {
+        log("No instruction counts: \(error)")
+        results.failures.append("No instruction counts: \(error).")
+    }
+    results.countsInstructions = counter != nil
     results.echoServers = programs.echoServers
     results.httpServers = programs.httpServers
     results.loopPrograms = programs.loopPrograms
@@ -322,10 +334,14 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
             defer { running.child.stop() }
             let sample = try measureEcho(programs, server: running, connections: figure.connections,
                                          size: figure.size, warmup: options.warmup,
-                                         duration: options.duration, loadgenCPU: figure.loadgenCPU)
+                                         duration: options.duration, loadgenCPU: figure.loadgenCPU,
+                                         counter: counter)
             results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
-            return String(format: "%.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
-                          sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond)
+            let summary = String(format: "%.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
+                                 sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond)
+            guard let user = sample.userInstructionsPerMessage, let kernel = sample.kernelInstructionsPerMessage
+            else { return summary }
+            return summary + String(format: ", %.0f + %.0f instructions per message (user + kernel)", user, kernel)
         }
     }
 
