@@ -84,6 +84,8 @@ struct Machine {
 func writeReport(options: Options, programs: Programs, results: Results, elapsed: Double, directory: String) {
     let machine = Machine.read()
     let rounds = options.rounds
+    let memoryAndLoopRounds = options.memoryAndLoopRounds < rounds
+        ? " (\(options.memoryAndLoopRounds) for memory, timers and wake-ups)" : ""
     let command = (["cd Benchmarks && swift run -c release bench-runner"] + options.arguments).joined(separator: " ")
     var md = """
         # Reactor benchmarks: results
@@ -92,8 +94,9 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
 
             \(command)
 
-        in \(Int(elapsed)) s, \(options.quick ? "quick mode: " : "")\(rounds) round(s), \(decimal(options.duration, 1)) s \
-        measured per run after \(decimal(options.warmup, 1)) s of warm-up (echo). Method: ../shared/BENCHMARKS.md. \
+        in \(Int(elapsed)) s, \(options.quick ? "quick mode: " : "")\(rounds) round(s)\(memoryAndLoopRounds), \
+        \(decimal(options.duration, 1)) s measured per run after \(decimal(options.warmup, 1)) s of warm-up \
+        (echo). Method: ../shared/BENCHMARKS.md. \
         Servers on CPU 1 (`taskset -c 1`); the load generator (`LoadGenerator/loadgen.c`) or wrk on CPU 0 \
         ("split") or also on CPU 1 ("shared"). Each round starts every server afresh, in a rotated order. \
         Cells are "median (min–max)" over the rounds. Server CPU is utime+stime from /proc/PID/stat \
