@@ -14,9 +14,19 @@ struct EchoSample {
     var p50: Double  // µs
     var p99: Double  // µs
     var serverCPU: Double  // seconds
+    /// The server's instructions over the same window; nil when they were not counted.
+    var instructions: Instructions?
 
     var messagesPerCPUSecond: Double { serverCPU > 0 ? messages / serverCPU : 0 }
     var serverUtilisation: Double { seconds > 0 ? serverCPU / seconds : 0 }
+    var userInstructionsPerMessage: Double? { perMessage(instructions?.user) }
+    var kernelInstructionsPerMessage: Double? { perMessage(instructions?.kernel) }
+    var instructionsPerMessage: Double? { perMessage(instructions.map { $0.user + $0.kernel }) }
+
+    private func perMessage(_ count: Double?) -> Double? {
+        guard let count, messages > 0 else { return nil }
+        return count / messages
+    }
 }
 
 /// One wrk run.
@@ -99,18 +109,40 @@ func runLoadgen(_ programs: Programs, port: Int, connections: Int, size: Int, wa
     return LoadgenResult(fields: result, marks: marks)
 }
 
+/// One echo run. With a `counter`, the server's instructions are counted over the same window as
+/// its CPU time: perf starts at the window's first mark and is stopped at its second. A count that
+/// fails is logged and left out; the run still counts.
 func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, size: Int,
-                 warmup: Double, duration: Double, loadgenCPU: Int) throws -> EchoSample {
+                 warmup: Double, duration: Double, loadgenCPU: Int,
+                 counter: InstructionCounter? = nil) throws -> EchoSample {
     let pid = server.child.pid
-    let run = try runLoadgen(programs, port: server.port, connections: connections, size: size,
+    var counting: Counting? = nil
+    var countingFailure: Error? = nil
+    let run: LoadgenResult
+    do {
+        run = try runLoadgen(programs, port: server.port, connections: connections, size: size,
                              warmup: warmup, duration: duration, cpu: loadgenCPU) {
-        cpuSeconds(of: pid) ?? .nan
+            let cpu = cpuSeconds(of: pid) ?? .nan
+            if let counting {
+                counting.stop()
+            } else if let counter {
+                do { counting = try counter.start(pid: pid) } catch { countingFailure = error }
+            }
+            return cpu
+        }
+    } catch {
+        counting?.cancel()
+        throw error
     }
+    var instructions: Instructions? = nil
+    do { instructions = try counting?.read() } catch { countingFailure = error }
+    if let countingFailure { log("    instructions not counted: \(countingFailure)") }
     guard server.child.isRunning() else { throw MeasurementError("\(server.server.name) exited during the run") }
     let f = run.fields
     return EchoSample(messages: f["messages"] ?? 0, seconds: f["seconds"] ?? 0,
                       messagesPerSecond: f["msgs_per_sec"] ?? 0, p50: f["p50_us"] ?? 0,
-                      p99: f["p99_us"] ?? 0, serverCPU: run.marks[1] - run.marks[0])
+                      p99: f["p99_us"] ?? 0, serverCPU: run.marks[1] - run.marks[0],
+                      instructions: instructions)
 }
 
 /// `wrk -t1 -cN -dS --latency` pinned to `cpu`, after a one-second warm-up run.

@@ -45,7 +45,7 @@ func ratio(_ value: Double?, over base: Double?) -> String {
 // MARK: - Machine
 
 struct Machine {
-    var kernel = "", cores = "", cpu = "", swift = "", nio = "", wrk = "", strace = "", reactorCommit = ""
+    var kernel = "", cores = "", cpu = "", swift = "", nio = "", wrk = "", strace = "", perf = "", reactorCommit = ""
 
     static func read() -> Machine {
         var machine = Machine()
@@ -59,6 +59,8 @@ struct Machine {
         machine.nio = nioVersion() ?? "unknown"
         machine.wrk = capture(["sh", "-c", "wrk -v 2>&1 | head -1"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         machine.strace = capture(["sh", "-c", "strace -V 2>&1 | head -1"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        machine.perf = capture(["sh", "-c", "command -v perf >/dev/null && perf --version 2>&1 | head -1"]).output
+            .trimmingCharacters(in: .whitespacesAndNewlines)
         let commit = capture(["git", "-C", Paths.repositoryRoot, "rev-parse", "--short", "HEAD"]).output
             .trimmingCharacters(in: .whitespacesAndNewlines)
         let dirty = !capture(["git", "-C", Paths.repositoryRoot, "status", "--porcelain", "--untracked-files=no"])
@@ -82,6 +84,8 @@ struct Machine {
 func writeReport(options: Options, programs: Programs, results: Results, elapsed: Double, directory: String) {
     let machine = Machine.read()
     let rounds = options.rounds
+    let memoryAndLoopRounds = options.memoryAndLoopRounds < rounds
+        ? " (\(options.memoryAndLoopRounds) for memory, timers and wake-ups)" : ""
     let command = (["cd Benchmarks && swift run -c release bench-runner"] + options.arguments).joined(separator: " ")
     var md = """
         # Reactor benchmarks: results
@@ -90,14 +94,35 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
 
             \(command)
 
-        in \(Int(elapsed)) s, \(options.quick ? "quick mode: " : "")\(rounds) round(s), \(decimal(options.duration, 1)) s \
-        measured per run after \(decimal(options.warmup, 1)) s of warm-up (echo). Method: ../shared/BENCHMARKS.md. \
+        in \(Int(elapsed)) s, \(options.quick ? "quick mode: " : "")\(rounds) round(s)\(memoryAndLoopRounds), \
+        \(decimal(options.duration, 1)) s measured per run after \(decimal(options.warmup, 1)) s of warm-up \
+        (echo). Method: ../shared/BENCHMARKS.md. \
         Servers on CPU 1 (`taskset -c 1`); the load generator (`LoadGenerator/loadgen.c`) or wrk on CPU 0 \
         ("split") or also on CPU 1 ("shared"). Each round starts every server afresh, in a rotated order. \
         Cells are "median (min–max)" over the rounds. Server CPU is utime+stime from /proc/PID/stat \
         around the measured window; "msgs per server CPU-s" is the efficiency figure that holds whoever \
         saturated first. Ratios compare medians.
 
+
+        """
+    if results.countsInstructions {
+        md += """
+            **Instructions per message** are the steadier comparison on this VM, whose speed varies between \
+            rounds and runs: a slower CPU lowers every server's msgs per server CPU-s (by up to 2× between \
+            rounds), but not the instructions it retires per message. They are read from the hardware counters \
+            with `perf stat -x, -e \(InstructionCounter.events) -p PID`, started at the load generator's \
+            `phase=measure` line and stopped (SIGINT) at its result line, the marks of the CPU-time reading, and \
+            divided by the messages of that window (perf takes a few ms to attach, which every server loses \
+            alike). "User" is the server's own code and libraries, and the steadiest; "kernel" is its system \
+            calls and the loopback TCP work that runs in its context, which moves by up to ~15% with \
+            contention (part of that work runs wherever the network softirq lands). Lower is better; \
+            "instructions × C epoll" compares user plus kernel with the C floor's. Cache misses and stalls cost \
+            time, not instructions: read them beside msgs per server CPU-s.
+
+
+            """
+    }
+    md += """
         ## Machine
 
         | | |
@@ -110,6 +135,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         | Reactor | \(machine.reactorCommit) |
         | wrk | \(machine.wrk.isEmpty ? "not installed" : machine.wrk) |
         | strace | \(machine.strace.isEmpty ? "not installed" : machine.strace) |
+        | perf | \(machine.perf.isEmpty ? "not installed" : machine.perf) |
 
 
         """
@@ -132,10 +158,14 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         let floor = efficiency("C epoll")?.median, uringFloor = efficiency("C io_uring")?.median
         let nio = efficiency("SwiftNIO")?.median
         let floorLatency = latency("C epoll")?.median
+        let instructions = { (name: String) in Spread((byServer[name] ?? []).compactMap(\.instructionsPerMessage)) }
+        let floorInstructions = instructions("C epoll")?.median
         let streaming = figure.size >= 1024
+        let counted = results.countsInstructions
         md += "## \(figure.title)\n\n"
-        md += "| server | msgs/s |\(streaming ? " MiB/s each way |" : "") p50 µs | p99 µs | msgs per server CPU-s | server CPU | × C epoll | × C io_uring | × SwiftNIO | p50 × C epoll |\n"
-        md += "|---|---:|\(streaming ? "---:|" : "")---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        md += "| server | msgs/s |\(streaming ? " MiB/s each way |" : "") p50 µs | p99 µs | msgs per server CPU-s | server CPU | × C epoll | × C io_uring | × SwiftNIO | p50 × C epoll |"
+        md += counted ? " user instructions per msg | kernel instructions per msg | instructions × C epoll |\n" : "\n"
+        md += "|---|---:|\(streaming ? "---:|" : "")---:|---:|---:|---:|---:|---:|---:|---:|\(counted ? "---:|---:|---:|" : "")\n"
         for server in results.echoServers {
             let samples = byServer[server.name] ?? []
             let mine = efficiency(server.name)?.median
@@ -147,8 +177,13 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             row += " \(cell(Spread(samples.map(\.p99)), rounds: samples.count) { decimal($0) }) |"
             row += " \(cell(efficiency(server.name), rounds: samples.count)) |"
             row += " \(cell(Spread(samples.map(\.serverUtilisation)), rounds: samples.count) { "\(Int(($0 * 100).rounded()))%" }) |"
-            row += " \(ratio(mine, over: floor)) | \(ratio(mine, over: uringFloor)) | \(ratio(mine, over: nio)) | \(ratio(latency(server.name)?.median, over: floorLatency)) |\n"
-            md += row
+            row += " \(ratio(mine, over: floor)) | \(ratio(mine, over: uringFloor)) | \(ratio(mine, over: nio)) | \(ratio(latency(server.name)?.median, over: floorLatency)) |"
+            if counted {
+                row += " \(cell(Spread(samples.compactMap(\.userInstructionsPerMessage)), rounds: samples.count)) |"
+                row += " \(cell(Spread(samples.compactMap(\.kernelInstructionsPerMessage)), rounds: samples.count)) |"
+                row += " \(ratio(instructions(server.name)?.median, over: floorInstructions)) |"
+            }
+            md += row + "\n"
         }
         md += "\n"
     }
