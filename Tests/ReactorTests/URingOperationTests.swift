@@ -244,10 +244,11 @@ extension ReactorTests {
                 let receiving = Task(executorPreference: loop) { try await socket.receive(upTo: 8) }
                 try await waitUntil { socket.descriptor.io.isAwaitingRead }
                 #expect(!canBind(address))
-                try socket.close()
+                // Closed on the loop, the receive's cancellation can end only at a later turn:
+                // its end releases the descriptor, on the loop, as a CLOSE that goes to the
+                // kernel with the loop's next wait.
+                try await onLoop(loop) { try socket.close() }
                 await #expect(throws: ReactorError.closed) { try await receiving.value }
-                // The receive's end released the descriptor, on the loop: as a CLOSE that
-                // goes to the kernel with the loop's next wait.
                 try await waitUntil { canBind(address) }
                 #expect(try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
             }

@@ -35,16 +35,20 @@ extension UnsafeMutablePointer where Pointee == MessageHeaders.Message {
 
 extension AsyncFD {
     /// Sends `bytes` as one datagram to `destination`, or to the connected peer, as a
-    /// completion operation on the descriptor's loop (`sendmsg(2)` with `MSG_NOSIGNAL`).
+    /// completion operation on the descriptor's loop (`sendmsg(2)` with `MSG_NOSIGNAL`),
+    /// which does not wait for room: `EAGAIN` is the caller's to wait out.
     ///
     /// - Throws: as ``completion(of:reading:as:address:)``, naming `.send` and `destination`.
     func sendCompleting(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress?) async throws {
         try await messageHeaders.withMessage(sending: true) { message in
             message.prepare(UnsafeMutableRawBufferPointer(mutating: bytes), destination: destination, receiving: false)
-            // A datagram goes whole or not at all, so the count sent needs no checking.
+            // MSG_DONTWAIT: a Unix datagram send copies the bytes before it finds the
+            // receiver's queue full and fails, and the kernel's own retry of that send
+            // would then carry an empty datagram (seen on Linux 6.18). A datagram goes whole
+            // or not at all, so the count sent needs no checking.
+            let flags = CInt(MSG_NOSIGNAL) | CInt(MSG_DONTWAIT)
             _ = try await complete(
-                .sendMessage(io.descriptor, message.header, flags: CInt(MSG_NOSIGNAL)), reading: false, as: .send,
-                address: destination)
+                .sendMessage(io.descriptor, message.header, flags: flags), reading: false, as: .send, address: destination)
         }
     }
 

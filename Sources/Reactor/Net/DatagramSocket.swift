@@ -58,7 +58,14 @@ extension DatagramSocket {
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress? = nil) async throws {
         do {
-            if descriptor.runsCompletions { return try await descriptor.sendCompleting(bytes, to: destination) }
+            if descriptor.runsCompletions {
+                do {
+                    return try await descriptor.sendCompleting(bytes, to: destination)
+                } catch let error as IOError where error.errno == .resourceTemporarilyUnavailable {
+                    // The send through the ring does not wait (see sendCompleting): readiness
+                    // waits instead, as on epoll, and the retry sends from the caller's bytes.
+                }
+            }
             // A datagram goes whole or not at all, so the count sent needs no checking.
             _ = try await descriptor.perform(.writable, as: .send, address: destination) { (fd) throws(Errno) in
                 try valueOrErrno { sendDatagram(fd, bytes, to: destination) }
