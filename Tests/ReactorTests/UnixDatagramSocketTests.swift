@@ -206,6 +206,33 @@ extension ReactorTests {
             }
         }
 
+        @Test("an unconnected sender of single datagrams waits while the queue at a path is full",
+              arguments: BackendKind.availableHere)
+        func singleSendBackpressureByPath(backend: BackendKind) async throws {
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            try await withLoop(backend) { loop in
+                let address = try directory.address("busy.sock")
+                let receiver = try UnixDatagramSocket.bind(to: address, on: loop)
+                let sender = try UnixDatagramSocket.unbound(on: loop)
+                let count = 200
+                let sending = Task(executorPreference: loop) {
+                    for index in 0..<count { try await sender.send([UInt8(index)], to: address) }
+                }
+                try await waitUntil { sender.descriptor.io.isAwaitingWrite }
+                let values = try await onLoop(loop) { () -> [UInt8] in
+                    var values: [UInt8] = []
+                    // One receive per datagram sent: an empty one shows in the values.
+                    for _ in 0..<count { values += try await receiver.receive(upTo: 8).bytes }
+                    return values
+                }
+                try await sending.value
+                #expect(values == (0..<count).map { UInt8($0) })
+                try receiver.close()
+                try sender.close()
+            }
+        }
+
         @Test("an unbound socket connects to a path and sends without an address", arguments: BackendKind.availableHere)
         func connected(backend: BackendKind) async throws {
             let directory = try TemporaryDirectory()

@@ -1,4 +1,9 @@
 import CReactor
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import SystemPackage
 
 /// An operation a completion backend runs in the kernel: the descriptor, and the memory
@@ -19,6 +24,14 @@ enum CompletionOperation {
     /// `accept4(2)` again and again, one completion per connection (multishot), the new
     /// descriptors non-blocking and close-on-exec; no peer address.
     case acceptMultishot(CInt)
+    /// `connect(2)` to the address `name` points to, `length` bytes long.
+    case connect(CInt, UnsafePointer<sockaddr>, socklen_t)
+    /// `sendmsg(2)` of `message`: its address, vector and bytes.
+    case sendMessage(CInt, UnsafePointer<msghdr>, flags: CInt)
+    /// `recvmsg(2)` into `message`, whose address length and flags the kernel writes back.
+    case receiveMessage(CInt, UnsafeMutablePointer<msghdr>, flags: CInt)
+    /// `close(2)`.
+    case close(CInt)
 }
 
 /// One completion of an operation: which one, what the syscall would have returned
@@ -70,6 +83,10 @@ protocol CompletionBackend: ReactorBackend {
     /// operations only). Every other completion collected waits for the next
     /// ``ReactorBackend/wait(into:timeout:)``, in order.
     func submitNow(returning id: OperationID) -> Completion?
+
+    /// Loop thread only: queues `operation` with nobody to take its completion, which is
+    /// dropped. For a close, whose result nothing could act on.
+    func submitUnawaited(_ operation: CompletionOperation)
 
     /// Asks the kernel to cancel `id`; its completion follows, as `ECANCELED` if the
     /// cancel came in time. A finished or unknown `id` is ignored.

@@ -12,9 +12,9 @@ import SystemPackage
 /// `io_uring_enter`. Only the loop thread touches the ring; requests from other threads
 /// (arming, removing, cancelling) wait in a locked list that the next wait submits.
 final class URingBackend: CompletionBackend, @unchecked Sendable {
-    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred`, `started` and
-    // `inlineCompletions` are touched only on the loop thread; `requests` is locked; the
-    // rest is immutable.
+    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred`, `started`,
+    // `inlineCompletions` and `submitted` are touched only on the loop thread; `requests`
+    // is locked; the rest is immutable.
     private var ring: URing
     private let wakeFD: CInt
     private let requests = Locked(Requests())
@@ -25,6 +25,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private var started = false
     /// How many operations ``submitNow(returning:)`` found complete (for tests).
     private(set) var inlineCompletions = 0
+    /// Entries queued by ``submit(_:as:)`` and ``submitUnawaited(_:)``, by opcode.
+    private var submitted = [Int](repeating: 0, count: Int(UInt8.max) + 1)
     /// The loop's thread (`pthread_t`), once it waited: requests from it need no wake-up.
     private let loopThread = Atomic<UInt>(0)
     let providedBuffers: ProvidedBuffers
@@ -85,6 +87,21 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     // MARK: Completions
 
     func submit(_ operation: CompletionOperation, as id: OperationID) {
+        entry(for: operation).pointee.user_data = UserData.operation(id)
+    }
+
+    func submitUnawaited(_ operation: CompletionOperation) {
+        entry(for: operation).pointee.user_data = UserData.ignored
+    }
+
+    /// Loop thread only: how many entries with `opcode` this backend queued (for tests:
+    /// which operations went through the ring).
+    func submissions(of opcode: UInt8) -> Int {
+        submitted[Int(opcode)]
+    }
+
+    /// A submission entry filled for `operation`, without its user data.
+    private func entry(for operation: CompletionOperation) -> UnsafeMutablePointer<creactor_sqe> {
         let entry = nextEntry()
         switch operation {
         case .receive(let fd, let buffer, let flags):
@@ -104,8 +121,18 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         case .acceptMultishot(let fd):
             entry.prepare(CREACTOR_IORING_OP_ACCEPT, fd, nil, 0, flags: UInt32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
             entry.pointee.ioprio = CREACTOR_IORING_ACCEPT_MULTISHOT
+        case .connect(let fd, let name, let length):
+            // CONNECT takes the address length in the offset field.
+            entry.prepare(CREACTOR_IORING_OP_CONNECT, fd, name, 0, offset: UInt64(length))
+        case .sendMessage(let fd, let message, let flags):
+            entry.prepare(CREACTOR_IORING_OP_SENDMSG, fd, message, 1, flags: UInt32(bitPattern: flags))
+        case .receiveMessage(let fd, let message, let flags):
+            entry.prepare(CREACTOR_IORING_OP_RECVMSG, fd, message, 1, flags: UInt32(bitPattern: flags))
+        case .close(let fd):
+            entry.prepare(CREACTOR_IORING_OP_CLOSE, fd, nil, 0)
         }
-        entry.pointee.user_data = UserData.operation(id)
+        submitted[Int(entry.pointee.opcode)] &+= 1
+        return entry
     }
 
     func submitNow(returning id: OperationID) -> Completion? {
@@ -180,6 +207,9 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     func close() {
         requests.withLock { $0.isClosed = true }
+        // Entries queued since the last wait (closes, which nobody awaits) still reach the
+        // kernel, or their descriptors would stay open.
+        if ring.unsubmitted > 0 { try? ring.enter(waitingFor: 0, timeout: nil) }
         providedBuffers.unregister(ring: ring.descriptor)
         closeDescriptor(wakeFD)
         ring.close()

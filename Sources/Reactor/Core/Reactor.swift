@@ -152,6 +152,9 @@ final class Reactor: @unchecked Sendable {
         return (completions, id)
     }
 
+    /// Loop thread only: how many completion operations are in flight.
+    var operationsInFlight: Int { operations.inFlight }
+
     /// Cancels the operations in flight on `io`, from any thread; each still ends with
     /// its completion.
     func cancelOperations(on io: ScheduledIO) {

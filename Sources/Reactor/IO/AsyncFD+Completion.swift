@@ -3,14 +3,20 @@ import CReactor
 #endif
 import SystemPackage
 
+extension EventLoop {
+    /// Whether the caller's operations on this loop's descriptors run as completions;
+    /// see ``AsyncFD/runsCompletions``.
+    var runsCompletions: Bool {
+        reactor.completions != nil && isCurrent
+    }
+}
+
 /// Operations that a completion backend (io_uring) runs on the descriptor.
 extension AsyncFD {
     /// Whether operations started here run as completions: the loop has a completion
     /// backend, and the caller runs on that loop's thread, where the ring is submitted.
     /// Elsewhere the same calls wait for readiness, as on any backend.
-    var runsCompletions: Bool {
-        eventLoop.reactor.completions != nil && eventLoop.isCurrent
-    }
+    var runsCompletions: Bool { eventLoop.runsCompletions }
 
     /// Runs `operation` to its completion and returns its count. See
     /// ``completion(of:reading:as:address:)``.
@@ -61,6 +67,33 @@ extension AsyncFD {
             case let errno:
                 throw IOError(name, errno, address: address)
             }
+        }
+    }
+}
+
+extension AsyncFD {
+    /// Closes the descriptor once nothing uses it any more: closed, deregistered, and no
+    /// operation in flight (``ScheduledIO`` grants that to exactly one caller).
+    ///
+    /// On the loop's own thread, a completion backend queues the close for the loop's
+    /// next wait, which saves the syscall. The number stays taken until then, so nothing
+    /// reuses it early. Deregistering queued the removal of the descriptor's readiness
+    /// poll, if it had one, which holds the socket open: that removal goes in the same
+    /// submission, and finds the poll by its user data, so the order of the two does
+    /// not matter. The close's result is dropped: Linux frees the descriptor whatever it
+    /// says. After shutdown the backend is gone, and `close(2)` runs instead; the
+    /// backend closes on this thread, only once every registration is marked shut down.
+    func release() throws(Errno) {
+        if runsCompletions, !io.snapshot().isShutDown, let completions = eventLoop.reactor.completions {
+            completions.submitUnawaited(.close(io.descriptor))
+            return
+        }
+        do {
+            try fileDescriptor.close()
+        } catch let error as Errno {
+            throw error
+        } catch {
+            preconditionFailure("close(2) reports only an Errno: \(error)")
         }
     }
 }

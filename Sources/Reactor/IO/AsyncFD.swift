@@ -29,6 +29,9 @@ public final class AsyncFD: Sendable {
     /// Loop thread only: what takes the completions of a multishot operation on this
     /// descriptor (the connections a listener accepts on io_uring), once one started.
     nonisolated(unsafe) var completionSink: (any CompletionSink)?
+    /// Loop thread only: the headers of the datagram operations that ran as completions
+    /// on this descriptor, once one did (see ``MessageHeaders``).
+    nonisolated(unsafe) var messages: MessageHeaders?
 
     /// Registers `fileDescriptor`, which must be non-blocking, and takes ownership of it.
     ///
@@ -110,6 +113,13 @@ public final class AsyncFD: Sendable {
     /// operation still inside a syscall on it, so that no syscall reaches a reused number.
     /// On io_uring, operations in flight are cancelled, and the last to end closes it.
     ///
+    /// Called on the thread of an io_uring loop, the close itself is queued as an
+    /// `IORING_OP_CLOSE` that goes to the kernel with the loop's next wait, which saves a
+    /// syscall per descriptor: the descriptor (and a socket's port) is released by the
+    /// end of the loop's current turn rather than when this returns, and what `close(2)`
+    /// would have said is not reported. Linux frees the descriptor whatever `close(2)`
+    /// returns, so no error the caller could act on is lost.
+    ///
     /// - Throws: ``IOError`` if deregistering or `close(2)` fails; the descriptor is
     ///   released either way.
     public func close() throws {
@@ -122,12 +132,10 @@ public final class AsyncFD: Sendable {
             failure = error
         }
         if io.deregistered() {
-            do {
-                try fileDescriptor.close()
-            } catch let error as Errno {
-                failure = failure ?? IOError(.close, error)
+            do throws(Errno) {
+                try release()
             } catch {
-                preconditionFailure("close(2) reports only an Errno: \(error)")
+                failure = failure ?? IOError(.close, error)
             }
         }
         if let failure { throw failure }
@@ -204,6 +212,6 @@ public final class AsyncFD: Sendable {
 
     /// Counts an operation out, and closes the descriptor if ``close()`` left that to it.
     func endOperation() {
-        if io.endOperation() { try? fileDescriptor.close() }
+        if io.endOperation() { try? release() }
     }
 }

@@ -57,8 +57,21 @@ extension DatagramSocket {
     ///   peer is not there); `CancellationError`; ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     public func send(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress? = nil) async throws {
-        try await sendDatagram(to: destination) { fd, name, length in
-            sendto(fd, bytes.baseAddress, bytes.count, CInt(MSG_NOSIGNAL), name, length)
+        do {
+            if descriptor.runsCompletions {
+                do {
+                    return try await descriptor.sendCompleting(bytes, to: destination)
+                } catch let error as IOError where error.errno == .resourceTemporarilyUnavailable {
+                    // The send through the ring does not wait (see sendCompleting): readiness
+                    // waits instead, as on epoll, and the retry sends from the caller's bytes.
+                }
+            }
+            // A datagram goes whole or not at all, so the count sent needs no checking.
+            _ = try await descriptor.perform(.writable, as: .send, address: destination) { (fd) throws(Errno) in
+                try valueOrErrno { sendDatagram(fd, bytes, to: destination) }
+            }
+        } catch let error as IOError {
+            throw naming(nil, in: error)
         }
     }
 
@@ -71,14 +84,13 @@ extension DatagramSocket {
     ///   - destination: where to send it; nil sends to the peer set by ``connect(to:)``.
     /// - Throws: as ``send(_:to:)-(UnsafeRawBufferPointer,_)``.
     public func send(_ bytes: some Collection<UInt8>, to destination: SocketAddress? = nil) async throws {
-        guard bytes.withContiguousStorageIfAvailable({ _ in true }) != nil else {
+        // `bytes` is a constant this call keeps alive and nobody can mutate: its
+        // contiguous storage stays where it is until the call returns.
+        guard let storage = bytes.withContiguousStorageIfAvailable({ UnsafeRawBufferPointer($0) }) else {
             return try await send(Array(bytes), to: destination)
         }
-        try await sendDatagram(to: destination) { fd, name, length in
-            bytes.withContiguousStorageIfAvailable {
-                sendto(fd, $0.baseAddress, $0.count, CInt(MSG_NOSIGNAL), name, length)
-            }!
-        }
+        defer { withExtendedLifetime(bytes) {} }
+        try await send(storage, to: destination)
     }
 
     /// Receives one datagram into `buffer`, waiting until one arrives.
@@ -92,7 +104,15 @@ extension DatagramSocket {
     ///   there); `CancellationError`; ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``.
     public func receive(into buffer: UnsafeMutableRawBufferPointer) async throws -> ReceivedDatagram {
-        try await receiveDatagram { (fd) throws(Errno) in try receiveMessage(fd, into: buffer) }
+        do {
+            if descriptor.runsCompletions { return try await descriptor.receiveCompleting(into: buffer) }
+            // A datagram says nothing of what else waits, so readiness is cleared only by `EAGAIN`.
+            return try await descriptor.perform(.readable, as: .receive) { (fd) throws(Errno) in
+                try receiveMessage(fd, into: buffer)
+            }
+        } catch let error as IOError {
+            throw naming(nil, in: error)
+        }
     }
 
     /// Receives one datagram of at most `maximumCount` bytes into a new array.
@@ -104,12 +124,10 @@ extension DatagramSocket {
     /// - Throws: as ``receive(into:)``.
     public func receive(upTo maximumCount: Int) async throws -> Datagram {
         var bytes = [UInt8](repeating: 0, count: maximumCount)
-        let received = try await receiveDatagram { (fd) throws(Errno) in
-            // Array's withUnsafeMutableBytes throws untyped errors: carry the Errno out in a Result.
-            try bytes.withUnsafeMutableBytes { buffer in
-                Result { () throws(Errno) in try receiveMessage(fd, into: buffer) }
-            }.get()
-        }
+        // The array is ours alone, and unique, until the receive returns: nothing can move
+        // its storage while the kernel may write to it.
+        let storage = bytes.withUnsafeMutableBytes { $0 }
+        let received = try await receive(into: storage)
         bytes.removeSubrange(received.byteCount...)
         return Datagram(bytes: bytes, sender: received.sender, isTruncated: received.isTruncated)
     }
@@ -194,41 +212,7 @@ extension DatagramSocket {
         precondition(completed, "a datagram socket's connect(2) never goes on in the background")
     }
 
-    // MARK: The operations
-
-    /// Sends one datagram through `call`, which gets the descriptor and the C
-    /// destination (nil and 0 when there is none) and returns what the syscall returned.
-    private func sendDatagram(
-        to destination: SocketAddress?,
-        _ call: (CInt, UnsafePointer<sockaddr>?, socklen_t) -> Int
-    ) async throws {
-        guard let destination else {
-            do {
-                _ = try await descriptor.perform(.writable, as: .send) { (fd) throws(Errno) in
-                    try valueOrErrno { call(fd, nil, 0) }
-                }
-            } catch let error as IOError {
-                throw naming(nil, in: error)
-            }
-            return
-        }
-        // A datagram goes whole or not at all, so the count sent needs no checking.
-        _ = try await descriptor.perform(.writable, as: .send, address: destination) { (fd) throws(Errno) in
-            try destination.withSockAddr { (name, length) throws(Errno) in try valueOrErrno { call(fd, name, length) } }
-        }
-    }
-
-    /// Receives one datagram through `attempt`. A datagram says nothing of what else
-    /// waits, so readiness is cleared only by `EAGAIN`.
-    private func receiveDatagram(
-        _ attempt: (CInt) throws(Errno) -> ReceivedDatagram
-    ) async throws -> ReceivedDatagram {
-        do {
-            return try await descriptor.perform(.readable, as: .receive, attempt)
-        } catch let error as IOError {
-            throw naming(nil, in: error)
-        }
-    }
+    // MARK: Errors
 
     /// `error`, naming `address`, or the connected peer when `address` is nil.
     ///
@@ -239,6 +223,14 @@ extension DatagramSocket {
         guard error.address == nil else { return error }
         let concerned = address ?? (try? SocketCalls.address(of: descriptor.fileDescriptor.rawValue, peer: true))
         return IOError(error.operation, error.errno, address: concerned)
+    }
+}
+
+/// One `sendto(2)` of `bytes` to `destination`, or to the connected peer.
+private func sendDatagram(_ fd: CInt, _ bytes: UnsafeRawBufferPointer, to destination: SocketAddress?) -> Int {
+    guard let destination else { return sendto(fd, bytes.baseAddress, bytes.count, CInt(MSG_NOSIGNAL), nil, 0) }
+    return destination.withSockAddr { name, length in
+        sendto(fd, bytes.baseAddress, bytes.count, CInt(MSG_NOSIGNAL), name, length)
     }
 }
 

@@ -348,7 +348,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible, Lossle
 
     /// Writes the C form of this address at the start of `buffer`, zeroed and as large as
     /// a `sockaddr_storage`, and returns its length.
-    private func encode(into buffer: UnsafeMutableRawBufferPointer) -> Int {
+    func encode(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         switch storage {
         case .ipv4(let address, let port):
             var c = sockaddr_in()

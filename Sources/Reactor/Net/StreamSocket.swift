@@ -140,6 +140,9 @@ extension StreamSocket {
     /// Ends one or both directions of the connection; see ``ShutdownDirection``.
     /// The corresponding C function is `shutdown(2)`.
     ///
+    /// On io_uring too this is the `shutdown(2)` syscall, not a queued operation: it runs
+    /// when called, after every write the caller has awaited, and its error is thrown here.
+    ///
     /// - Throws: ``IOError`` with operation `.shutdown` (`Errno.notConnected` if the peer
     ///   is already gone).
     public func shutdown(_ direction: ShutdownDirection) throws {
@@ -149,6 +152,9 @@ extension StreamSocket {
             case .writing: CInt(SHUT_WR)
             case .both: CInt(SHUT_RDWR)
             }
+        // Not an io_uring SHUTDOWN: queued for the loop's next wait, its error (ENOTCONN)
+        // could only be thrown by an async call, and this one is synchronous. A write the
+        // caller awaited has had its final completion, so the syscall cannot overtake it.
         do {
             _ = try valueOrErrno { shutdownSocket(descriptor.fileDescriptor.rawValue, how) }
         } catch {

@@ -40,45 +40,9 @@ public final class TCPStream: StreamSocket {
     public static func connect(
         to address: SocketAddress, timeout: Duration? = nil, on loop: EventLoop? = nil
     ) async throws -> TCPStream {
-        let fd = try SocketCalls.socket(address.family, type: CInt(SOCK_STREAM.rawValue), address: address)
-        let connected: Bool
-        do {
-            connected = try SocketCalls.startConnect(fd, to: address)
-        } catch {
-            SocketCalls.discard(fd)
-            throw error
-        }
-        // Registered only now: a socket that is not connecting yet polls as hung up, and
-        // the sticky hang-up would outlive the connect. In progress, it is not writable.
-        let descriptor: AsyncFD
-        do {
-            descriptor = try AsyncFD(FileDescriptor(rawValue: fd), on: loop, assuming: connected ? .writable : [])
-        } catch {
-            SocketCalls.discard(fd)
-            throw error
-        }
-        do {
-            if !connected {
-                try await waitForConnect(descriptor, to: address, timeout: timeout)
-            }
-            return TCPStream(descriptor: descriptor, peerAddress: address)
-        } catch {
-            try? descriptor.close()
-            throw error
-        }
-    }
-
-    private static func waitForConnect(_ descriptor: AsyncFD, to address: SocketAddress, timeout: Duration?) async throws {
-        if let timeout {
-            do {
-                _ = try await withTimeout(timeout, on: descriptor.eventLoop) { try await descriptor.writable() }
-            } catch is TimeoutError {
-                throw IOError(.connect, .timedOut, address: address)
-            }
-        } else {
-            _ = try await descriptor.writable()
-        }
-        try SocketCalls.finishConnect(descriptor.fileDescriptor.rawValue, to: address)
+        let loop = try loop ?? EventLoop.currentOrDefault()
+        let descriptor = try await SocketCalls.connect(address.family, to: address, timeout: timeout, on: loop)
+        return TCPStream(descriptor: descriptor, peerAddress: address)
     }
 
     /// Resolves `host` and connects to one of its addresses, racing them as Happy

@@ -45,26 +45,15 @@ public final class UnixStream: StreamSocket {
         let deadline = timeout.map { loop.clock.now.advanced(by: $0) }
         var backoff = Duration.milliseconds(1)
         while true {
-            let fd = try SocketCalls.socket(.unix, type: CInt(SOCK_STREAM.rawValue), address: address)
             do {
-                _ = try SocketCalls.startConnect(fd, to: address)
-            } catch where error.errno == .resourceTemporarilyUnavailable {
-                SocketCalls.discard(fd)
+                let descriptor = try await SocketCalls.connect(.unix, to: address, timeout: nil, on: loop)
+                return UnixStream(descriptor: descriptor, peerAddress: address)
+            } catch let error as IOError where error.errno == .resourceTemporarilyUnavailable {
                 if let deadline, loop.clock.now.advanced(by: backoff) > deadline {
                     throw IOError(.connect, .timedOut, address: address)
                 }
                 try await loop.clock.sleep(for: backoff)
                 backoff = min(backoff * 2, .milliseconds(100))
-                continue
-            } catch {
-                SocketCalls.discard(fd)
-                throw error
-            }
-            do {
-                return UnixStream(descriptor: try AsyncFD(FileDescriptor(rawValue: fd), on: loop), peerAddress: address)
-            } catch {
-                SocketCalls.discard(fd)
-                throw error
             }
         }
     }
