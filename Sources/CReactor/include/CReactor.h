@@ -186,6 +186,7 @@ extern const uint8_t CREACTOR_IORING_OP_SEND;
 extern const uint8_t CREACTOR_IORING_OP_RECV;
 extern const uint8_t CREACTOR_IORING_OP_ACCEPT;
 extern const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT;
+extern const uint16_t CREACTOR_IORING_RECV_MULTISHOT;
 extern const uint8_t CREACTOR_IOSQE_BUFFER_SELECT;
 extern const uint32_t CREACTOR_IORING_CQE_BUFFER_SHIFT;
 

@@ -19,6 +19,9 @@ enum CompletionOperation {
     /// `accept4(2)` again and again, one completion per connection (multishot), the new
     /// descriptors non-blocking and close-on-exec; no peer address.
     case acceptMultishot(CInt)
+    /// `recv(2)` again and again into provided buffers the kernel picks, one completion
+    /// per buffer filled (multishot), until end-of-stream, an error or a cancel.
+    case receiveMultishot(CInt)
 }
 
 /// One completion of an operation: which one, what the syscall would have returned

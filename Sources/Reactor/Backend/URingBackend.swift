@@ -101,6 +101,11 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         case .acceptMultishot(let fd):
             entry.prepare(CREACTOR_IORING_OP_ACCEPT, fd, nil, 0, flags: UInt32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
             entry.pointee.ioprio = CREACTOR_IORING_ACCEPT_MULTISHOT
+        case .receiveMultishot(let fd):
+            // Length 0: each completion fills at most one whole provided buffer.
+            entry.prepare(CREACTOR_IORING_OP_RECV, fd, nil, 0)
+            entry.pointee.ioprio = CREACTOR_IORING_RECV_MULTISHOT
+            entry.selectBuffer()
         }
         entry.pointee.user_data = UserData.operation(id)
     }
