@@ -2,8 +2,6 @@ import Testing
 
 @testable import Reactor
 
-private let uringRuns = BackendKind.availableHere.contains(.uring)
-
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct EagerWriteTests {

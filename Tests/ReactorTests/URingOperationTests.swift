@@ -5,8 +5,6 @@ import Testing
 
 @testable import Reactor
 
-private let uringRuns = BackendKind.availableHere.contains(.uring)
-
 /// How many entries with `opcode` the loop's ring was handed: proof that an operation
 /// went through the ring, not through readiness and a syscall.
 private func submissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {

@@ -5,7 +5,8 @@ import Testing
 
 @testable import Reactor
 
-private let uringRuns = BackendKind.availableHere.contains(.uring)
+/// Whether this kernel runs the io_uring backend, for the suites that need it.
+let uringRuns = BackendKind.availableHere.contains(.uring)
 
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))

@@ -190,6 +190,7 @@ extern const uint8_t CREACTOR_IORING_OP_SENDMSG;
 extern const uint8_t CREACTOR_IORING_OP_RECVMSG;
 extern const uint8_t CREACTOR_IORING_OP_CLOSE;
 extern const uint16_t CREACTOR_IORING_ACCEPT_MULTISHOT;
+extern const uint16_t CREACTOR_IORING_RECV_MULTISHOT;
 extern const uint8_t CREACTOR_IOSQE_BUFFER_SELECT;
 extern const uint32_t CREACTOR_IORING_CQE_BUFFER_SHIFT;
 

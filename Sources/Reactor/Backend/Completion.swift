@@ -32,6 +32,9 @@ enum CompletionOperation {
     case receiveMessage(CInt, UnsafeMutablePointer<msghdr>, flags: CInt)
     /// `close(2)`.
     case close(CInt)
+    /// `recv(2)` again and again into provided buffers the kernel picks, one completion
+    /// per buffer filled (multishot), until end-of-stream, an error or a cancel.
+    case receiveMultishot(CInt)
 }
 
 /// One completion of an operation: which one, what the syscall would have returned
@@ -81,7 +84,8 @@ protocol CompletionBackend: ReactorBackend {
     /// Loop thread: hands what is queued to the kernel now, without waiting, and returns
     /// the completion of `id` if the kernel finished it inside that call (single-shot
     /// operations only). Every other completion collected waits for the next
-    /// ``ReactorBackend/wait(into:timeout:)``, in order.
+    /// ``ReactorBackend/wait(into:timeout:)``, in order; until then, this returns nil at
+    /// once and leaves `id` to that wait.
     func submitNow(returning id: OperationID) -> Completion?
 
     /// Loop thread only: queues `operation` with nobody to take its completion, which is

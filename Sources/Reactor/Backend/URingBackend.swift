@@ -130,13 +130,25 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             entry.prepare(CREACTOR_IORING_OP_RECVMSG, fd, message, 1, flags: UInt32(bitPattern: flags))
         case .close(let fd):
             entry.prepare(CREACTOR_IORING_OP_CLOSE, fd, nil, 0)
+        case .receiveMultishot(let fd):
+            // Length 0: each completion fills at most one whole provided buffer.
+            entry.prepare(CREACTOR_IORING_OP_RECV, fd, nil, 0)
+            entry.pointee.ioprio = CREACTOR_IORING_RECV_MULTISHOT
+            entry.selectBuffer()
         }
         submitted[Int(entry.pointee.opcode)] &+= 1
         return entry
     }
 
     func submitNow(returning id: OperationID) -> Completion? {
-        if !started { return nil }
+        // Once a call collected someone else's completion or readiness, the next ones
+        // leave their operations to the loop's turn: the task that submits suspends, and
+        // the loop hands over what was collected. A task whose writes keep completing
+        // cannot hold back the other operations' completions, nor the backpressure that
+        // acting on them applies (a receive queue that reached its bound cancels its
+        // receive only when its completions are handed over).
+        guard started, completed.isEmpty, deferred.isEmpty else { return nil }
+        submitRequests()
         do throws(Errno) {
             try ring.enter(waitingFor: 0, timeout: nil)
         } catch {

@@ -71,13 +71,13 @@ struct OperationTable: ~Copyable {
         switch receiver {
         case .none: break
         case .task(let continuation): continuation.resume(returning: completion)
-        case .sink(let sink): sink.receive(completion.result, more: completion.more)
+        case .sink(let sink): sink.receive(completion)
         }
     }
 }
 
 /// Takes the completions of a multishot operation, on the loop thread.
 protocol CompletionSink: AnyObject {
-    /// One completion; `more` false for the operation's last.
-    func receive(_ result: Int32, more: Bool)
+    /// One completion; ``Completion/more`` is false for the operation's last.
+    func receive(_ completion: Completion)
 }

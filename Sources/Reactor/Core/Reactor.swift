@@ -127,11 +127,16 @@ final class Reactor: @unchecked Sendable {
     /// The operation holds `io`'s reading claim until then: closing `io` cancels it. The
     /// sink ends the claim (``ScheduledIO/unclaim(reading:)``) when the last one comes.
     ///
+    /// - Returns: the operation's ID, which the sink may cancel.
     /// - Throws: as ``complete(_:on:reading:)``.
-    func startMultishot(_ operation: CompletionOperation, on io: ScheduledIO, sink: any CompletionSink) throws(ReactorError) {
+    @discardableResult
+    func startMultishot(
+        _ operation: CompletionOperation, on io: ScheduledIO, sink: any CompletionSink
+    ) throws(ReactorError) -> OperationID {
         let (completions, id) = try claim(io, reading: true)
         operations.attach(sink, to: id)
         completions.submit(operation, as: id)
+        return id
     }
 
     /// Reserves an operation slot and claims `io`'s direction for it.

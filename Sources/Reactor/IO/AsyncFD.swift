@@ -27,7 +27,8 @@ public final class AsyncFD: Sendable {
     public let eventLoop: EventLoop
     let io: ScheduledIO
     /// Loop thread only: what takes the completions of a multishot operation on this
-    /// descriptor (the connections a listener accepts on io_uring), once one started.
+    /// descriptor (the connections a listener accepts, the bytes a stream socket's
+    /// `chunks` receive, on io_uring), once one started.
     nonisolated(unsafe) var completionSink: (any CompletionSink)?
     /// Loop thread only: the headers of the datagram operations that ran as completions
     /// on this descriptor, once one did (see ``MessageHeaders``).
@@ -111,7 +112,8 @@ public final class AsyncFD: Sendable {
     ///
     /// The descriptor is deregistered first, then closed at once, or by the last
     /// operation still inside a syscall on it, so that no syscall reaches a reused number.
-    /// On io_uring, operations in flight are cancelled, and the last to end closes it.
+    /// On io_uring, operations in flight are cancelled, and the last to end closes it;
+    /// bytes a multishot receive queued are dropped and their buffers given back.
     ///
     /// Called on the thread of an io_uring loop, the close itself is queued as an
     /// `IORING_OP_CLOSE` that goes to the kernel with the loop's next wait, which saves a
@@ -125,6 +127,7 @@ public final class AsyncFD: Sendable {
     public func close() throws {
         io.close()
         eventLoop.reactor.cancelOperations(on: io)
+        (completionSink as? ReceiveQueue)?.descriptorClosed()
         var failure: IOError?
         do {
             try eventLoop.reactor.deregister(io)

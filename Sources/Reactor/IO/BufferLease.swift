@@ -1,11 +1,12 @@
-/// The one pool buffer a ``ReceivedChunks`` iterator may hold at a time, and the
+/// The one buffer a ``ReceivedChunks`` iterator may hold at a time, and the
 /// generation that tells a live ``ReceivedChunk`` from one whose buffer went back.
 ///
 /// Lifecycle of the buffer, on the loop's thread:
 ///
-/// 1. idle: `buffer` is nil while the iterator waits for readability;
+/// 1. idle: `buffer` is nil while the iterator waits for data;
 /// 2. ``borrow()`` takes one from the pool just before the read syscall; on io_uring,
-///    ``adopt(_:at:)`` takes the provided buffer the kernel filled instead;
+///    ``adopt(_:at:)`` takes the buffer the kernel filled (a provided buffer, or one the
+///    receive queue copied an excess into) instead;
 /// 3. on `EAGAIN`, an error or end-of-stream, ``giveBack()`` returns it at once; after a
 ///    read that brought bytes, it stays lent to the chunk handed out;
 /// 4. the iterator's next `next()` call, or this object's `deinit` (the iterator and its
@@ -22,12 +23,15 @@ final class BufferLease: @unchecked Sendable {
     // the buffer instead of touching the pool when it does not.
     let loop: EventLoop
     private let pool: BufferPool
-    /// The buffer lent now, if any.
+    /// Where the bytes of the buffer lent now start, if one is.
     private(set) var buffer: UnsafeMutableRawPointer?
     /// Bumped each time the buffer goes back.
     private(set) var generation: UInt64 = 0
-    /// The provided-buffer ID, when the buffer lent is the kernel ring's, not the pool's.
-    private var provided: UInt16?
+    /// The buffer lent now, as it goes back.
+    private var lent: LentBuffer?
+    /// The receive queue whose multishot receive this iteration started (io_uring): the
+    /// iteration's end stops it.
+    var receiving: ReceiveQueue?
 
     init(on loop: EventLoop) {
         self.loop = loop
@@ -36,6 +40,7 @@ final class BufferLease: @unchecked Sendable {
 
     deinit {
         giveBack()
+        receiving?.stop(for: self)
     }
 
     /// Takes a pool buffer of ``BufferPool/bufferSize`` bytes. Traps unless it runs on
@@ -45,31 +50,25 @@ final class BufferLease: @unchecked Sendable {
             loop.isCurrent,
             "ReceivedChunks is iterated on its descriptor's loop (\(loop.name)), whose buffers it borrows; run the task with Task(executorPreference: eventLoop)")
         precondition(buffer == nil, "a buffer lease lends one buffer at a time")
-        let lent = pool.borrow()
-        buffer = lent
-        return lent
+        let borrowed = pool.borrow()
+        adopt(.pool(borrowed), at: borrowed)
+        return borrowed
     }
 
-    /// Holds provided buffer `id`, which the kernel filled at `pointer`, until ``giveBack()``.
-    func adopt(_ id: UInt16, at pointer: UnsafeMutableRawPointer) {
+    /// Holds `lent`, whose bytes start at `start`, until ``giveBack()``.
+    func adopt(_ lent: LentBuffer, at start: UnsafeMutableRawPointer) {
         precondition(buffer == nil, "a buffer lease lends one buffer at a time")
-        buffer = pointer
-        provided = id
+        buffer = start
+        self.lent = lent
     }
 
     /// Returns the lent buffer, if any, to the pool (or the kernel's ring), and ends the
     /// chunks made from it.
     func giveBack() {
-        guard let lent = buffer else { return }
+        guard let returned = lent else { return }
+        lent = nil
         buffer = nil
         generation &+= 1
-        if let id = provided {
-            provided = nil
-            loop.reactor.completions?.recycle(id)
-            return
-        }
-        // The last reference, or a task that outlived its loop, may get here on another
-        // thread: the free list is the loop's, so the buffer is freed instead.
-        if loop.isCurrent { pool.giveBack(lent) } else { pool.discard(lent) }
+        loop.giveBack(returned)
     }
 }

@@ -9,12 +9,28 @@ import SystemPackage
 /// }
 /// ```
 ///
-/// The iterator waits for the descriptor to become readable without a buffer, then
-/// borrows a 16 KiB buffer from its loop's pool and reads into it; on `EAGAIN` it gives
-/// the buffer back before it waits again. Each chunk holds what one read brought, and
-/// stays valid until the next call to `next()` or the end of the sequence (see
-/// ``ReceivedChunk``). Once the loop's pool holds enough buffers, a chunk costs no
-/// allocation; making an iterator costs one.
+/// On a readiness backend (epoll, poll), the iterator waits for the descriptor to become
+/// readable without a buffer, then borrows a 16 KiB buffer from its loop's pool and reads
+/// into it; on `EAGAIN` it gives the buffer back before it waits again. Each chunk holds
+/// what one read brought, and stays valid until the next call to `next()` or the end of
+/// the sequence (see ``ReceivedChunk``). Once the loop's pool holds enough buffers, a
+/// chunk costs no allocation; making an iterator costs one.
+///
+/// On io_uring, a socket's iterator arms one multishot receive without a buffer: each
+/// time bytes arrive, the kernel fills a 64 KiB buffer of the loop's provided-buffer ring,
+/// and the chunk waits in the connection's queue until `next()` takes it, with no
+/// submission and no suspension. A stream of messages costs one submission. Up to 4 ring
+/// buffers queue per connection; a slow reader's receive is cancelled there, so that its
+/// sender waits and the loop's other connections keep their buffers, and armed again once
+/// the reader has taken them. When the ring runs dry, one read takes a pool buffer and
+/// the receive is armed again. A pipe's iterator submits one read per chunk, into a ring
+/// buffer, or a pool buffer when the ring is empty.
+///
+/// When the iteration ends before the stream does (it threw, or was dropped), its receive
+/// is cancelled; a throwing `next()` returns only once the kernel ended it. Bytes received
+/// by then are copied out of the ring, whose buffers go back, and come first to the next
+/// iterator or read: none is lost. Closing the descriptor, or shutting its loop down, drops
+/// them and gives every buffer back.
 ///
 /// Iterate on the descriptor's own loop: run the task with
 /// `Task(executorPreference: connection.eventLoop)`, as
@@ -26,7 +42,9 @@ import SystemPackage
 ///
 /// The sequence ends when the peer shuts down its writing side (a pipe's writer closes).
 /// An iterator that threw (a timeout, a cancellation) is finished too: to read on, make
-/// a new one.
+/// a new one. While an iterator lives on io_uring, its receive holds the socket's reading
+/// side: a `read(into:)` meanwhile takes only bytes already queued, and otherwise throws
+/// ``ReactorError/busy``.
 public struct ReceivedChunks: AsyncSequence, Sendable {
     /// A chunk of the stream.
     public typealias Element = ReceivedChunk
@@ -97,7 +115,12 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         nonisolated(nonsending) private func read() async throws -> Int {
             let source = chunks.source
             #if os(Linux)
-            if source.runsCompletions { return try await readProvided() }
+            if source.runsCompletions {
+                if chunks.kind == .socket && !ReceiveQueue.isRefused.load(ordering: .relaxed) {
+                    return try await receiveQueued()
+                }
+                return try await readProvided()
+            }
             #endif
             let (lease, kind) = (self.lease, chunks.kind)
             let size = BufferPool.bufferSize
@@ -144,9 +167,44 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
             }
             guard let id = completion.providedBuffer, let buffers = source.eventLoop.reactor.completions?.providedBuffers
             else { return Int(completion.result) }
-            lease.adopt(id, at: buffers.pointer(id))
+            lease.adopt(.provided(id), at: buffers.pointer(id))
             if completion.result == 0 { lease.giveBack() }
             return Int(completion.result)
+        }
+
+        /// On io_uring, for a socket: the next bytes of the descriptor's ``ReceiveQueue``,
+        /// which one multishot receive fills while this iteration lasts. Bytes already
+        /// queued cost no submission and no suspension; an empty queue arms the multishot
+        /// if it is not, and waits. After the ring ran dry, one read goes through
+        /// ``readProvided()`` (a pool buffer if the ring is still empty) before the
+        /// multishot is armed again.
+        ///
+        /// A throw (cancellation included) stops the multishot and returns only once it
+        /// ended: bytes it received stay queued for the next reader, none is lost.
+        nonisolated(nonsending) private func receiveQueued() async throws -> Int {
+            let source = chunks.source
+            let queue = source.receiveQueue
+            lease.receiving = queue
+            do {
+                while true {
+                    if let error = AsyncFD.unusable(source.io.snapshot()) { throw error }
+                    if let count = queue.lend(to: lease) { return count }
+                    if let end = queue.takeEnd() {
+                        guard end < 0 else { return 0 }
+                        throw IOError(chunks.operation, Errno(rawValue: -end), address: chunks.peer)
+                    }
+                    if !queue.isArmed {
+                        if queue.takeRanDry() || ReceiveQueue.isRefused.load(ordering: .relaxed) {
+                            return try await readProvided()
+                        }
+                        try queue.arm(for: lease)
+                    }
+                    try await source.io.reader.park(arm: {}, disarm: {})
+                }
+            } catch {
+                if queue.stop(for: lease) { await queue.waitUntilEnded() }
+                throw error
+            }
         }
         #endif
     }

@@ -64,6 +64,11 @@ extension AsyncFD {
         peer: SocketAddress? = nil
     ) async throws -> Int {
         if runsCompletions {
+            // Bytes a multishot receive queued for `chunks` come before the socket's.
+            if let queue = completionSink as? ReceiveQueue, let queued = await queue.copyQueued(into: buffer) {
+                guard queued < 0 else { return queued }
+                throw IOError(name, Errno(rawValue: CInt(-queued)), address: peer)
+            }
             return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
         }
         return try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in

@@ -50,7 +50,8 @@ final class AcceptedConnections: CompletionSink {
         armings += 1
     }
 
-    func receive(_ result: Int32, more: Bool) {
+    func receive(_ completion: Completion) {
+        let (result, more) = (completion.result, completion.more)
         let closed = io.snapshot().isClosed || io.snapshot().isShutDown
         if result >= 0 {
             // A connection that arrives after the listener closed has nobody to take it.

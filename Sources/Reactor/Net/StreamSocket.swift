@@ -72,14 +72,10 @@ extension StreamSocket {
     /// Reads exactly `count` bytes. See ``read(exactly:)-(UnsafeMutableRawBufferPointer)``.
     nonisolated(nonsending) public func read(exactly count: Int) async throws -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        while filled < count {
-            let read = try await descriptor.perform(.readable, as: .receive, address: peerAddress) { (fd) throws(Errno) in
-                try valueOrErrno { bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) } }
-            }
-            if read == 0 { throw ReactorError.endOfStream }
-            filled += read
-        }
+        // `bytes` is ours alone and keeps its size until the reads return: its storage
+        // stays where it is.
+        let storage = bytes.withUnsafeMutableBytes { $0 }
+        try await read(exactly: storage)
         return bytes
     }
 

@@ -1,0 +1,286 @@
+import Glibc
+import SystemPackage
+import Testing
+
+@testable import Reactor
+
+/// The receive queue of `stream`, if its chunks started one. Loop thread only.
+private func queue(of stream: UnixStream) -> ReceiveQueue? {
+    stream.descriptor.completionSink as? ReceiveQueue
+}
+
+/// Waits until `condition`, evaluated on `loop`'s thread, holds. Gives up after 30 s.
+private func waitOnLoop(
+    _ loop: EventLoop, sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: @escaping @Sendable () -> Bool
+) async throws {
+    let limit = ContinuousClock.now.advanced(by: .seconds(30))
+    while !(try await onLoop(loop) { condition() }) {
+        if ContinuousClock.now > limit {
+            Issue.record("the awaited condition never held", sourceLocation: sourceLocation)
+            throw CancellationError()
+        }
+        try await EventLoopGroup.shared.loops[0].clock.sleep(for: .milliseconds(1))
+    }
+}
+
+/// One message of `size` bytes whose every byte is `index`, truncated.
+private func message(_ index: Int, size: Int = 100) -> [UInt8] {
+    [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: size)
+}
+
+extension ReactorTests {
+    @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
+    struct MultishotReceiveTests {
+        @Test("a stream of messages arrives in order, all of it, through one receive submission")
+        func oneArmingForManyMessages() async throws {
+            try await withLoop(.uring) { loop in
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let count = 300
+                let received = Counter()
+                let reading = Task(executorPreference: loop) { () -> ([UInt8], Int) in
+                    var bytes: [UInt8] = []
+                    for try await chunk in reader.chunks {
+                        bytes.append(contentsOf: chunk)
+                        for _ in chunk { received.increment() }
+                    }
+                    return (bytes, queue(of: reader)?.armings ?? 0)
+                }
+                // One message at a time, each once the last one arrived: the reader waits
+                // for every one, so each comes by a completion of the same multishot.
+                for index in 0..<count {
+                    try await onLoop(loop) { try await writer.write(message(index)) }
+                    try await waitUntil { received.value == (index + 1) * 100 }
+                }
+                try writer.shutdown(.writing)
+                let (bytes, armings) = try await reading.value
+                #expect(bytes == (0..<count).flatMap { message($0) })
+                #expect(armings == 1, "one submission received every message")
+                #expect(loop.lentBufferCount == 0)
+                try reader.close()
+                try writer.close()
+            }
+        }
+
+        @Test("a slow reader's queue stops at the bound, its sender waits, and other connections are served")
+        func slowReaderIsBounded() async throws {
+            try await withLoop(.uring) { loop in
+                let ring = try #require(loop.reactor.completions?.providedBuffers)
+                let (slow, fast) = try UnixStream.pair(on: loop)
+                let (other, otherPeer) = try UnixStream.pair(on: loop)
+                let sent = patternBytes(4 << 20)
+                let written = Counter()
+                let writing = Task(executorPreference: loop) {
+                    for start in stride(from: 0, to: sent.count, by: 65_536) {
+                        try await fast.write(sent[start..<min(start + 65_536, sent.count)])
+                        written.increment()
+                    }
+                    try fast.shutdown(.writing)
+                }
+                let (gate, open) = AsyncStream<Void>.makeStream()
+                let reading = Task(executorPreference: loop) { () -> [UInt8] in
+                    var iterator = slow.chunks.makeAsyncIterator()
+                    var bytes = Array(try #require(try await iterator.next()))
+                    // Holds the first chunk while the sender goes on.
+                    for await _ in gate { break }
+                    while let chunk = try await iterator.next() {
+                        chunk.withUnsafeBytes { bytes.append(contentsOf: $0) }
+                    }
+                    return bytes
+                }
+                // The bound stopped the multishot (the reader may have taken its first chunk
+                // from the full queue), and the socket filled: the sender waits.
+                try await waitOnLoop(loop) {
+                    guard let queue = queue(of: slow) else { return false }
+                    return queue.mostProvided == ReceiveQueue.bound && !queue.isArmed
+                }
+                try await waitUntil { fast.descriptor.io.isAwaitingWrite }
+                #expect(written.value < sent.count / 65_536)
+                let mostQueued = try await onLoop(loop) { queue(of: slow)?.mostProvided ?? 0 }
+                #expect(mostQueued == ReceiveQueue.bound)
+                #expect(ring.inUse <= ReceiveQueue.bound + 1, "the queue and the chunk the reader holds")
+                // Another connection on the same loop still gets ring buffers and its bytes.
+                let echoed = try await onLoop(loop) { () -> [UInt8] in
+                    var bytes: [UInt8] = []
+                    var iterator = other.chunks.makeAsyncIterator()
+                    for index in 0..<20 {
+                        try await otherPeer.write(message(index, size: 10))
+                        bytes += Array(try #require(try await iterator.next()))
+                    }
+                    return bytes
+                }
+                #expect(echoed == (0..<20).flatMap { message($0, size: 10) })
+                open.finish()
+                let received = try await reading.value
+                try await writing.value
+                #expect(sameBytes(received, sent))
+                let (mostQueuedAfter, armings) = try await onLoop(loop) {
+                    (queue(of: slow)?.mostProvided ?? 0, queue(of: slow)?.armings ?? 0)
+                }
+                #expect(mostQueuedAfter <= ReceiveQueue.bound)
+                #expect(armings > 1, "armed again once the reader drained the queue")
+                #expect(loop.lentBufferCount == 0)
+                for stream in [slow, fast, other, otherPeer] { try stream.close() }
+            }
+        }
+
+        @Test("a multishot that finds the ring empty ends; the connection reads on and arms again")
+        func ringExhaustionRecovers() async throws {
+            try await URingBackend.$providedBufferCount.withValue(1) {
+                try await withLoop(.uring) { loop in
+                    let ring = try #require(loop.reactor.completions?.providedBuffers)
+                    let (reader, writer) = try UnixStream.pair(on: loop)
+                    let (gate, open) = AsyncStream<Void>.makeStream()
+                    let reading = Task(executorPreference: loop) { () -> ([[UInt8]], Int) in
+                        var iterator = reader.chunks.makeAsyncIterator()
+                        var messages = [Array(try #require(try await iterator.next()))]
+                        // Holds the ring's one buffer while the next message arrives.
+                        for await _ in gate { break }
+                        while let chunk = try await iterator.next() { messages.append(Array(chunk)) }
+                        return (messages, queue(of: reader)?.armings ?? 0)
+                    }
+                    try await onLoop(loop) { try await writer.write(message(1)) }
+                    try await waitUntil { ring.inUse == 1 }
+                    try await onLoop(loop) { try await writer.write(message(2)) }
+                    // ENOBUFS ended the multishot; nothing failed.
+                    try await waitOnLoop(loop) { queue(of: reader)?.isArmed == false }
+                    open.finish()
+                    try await waitUntil { reader.descriptor.io.isAwaitingRead && ring.inUse == 0 }
+                    try await onLoop(loop) { try await writer.write(message(3)) }
+                    try writer.shutdown(.writing)
+                    let (messages, armings) = try await reading.value
+                    #expect(messages == [message(1), message(2), message(3)])
+                    #expect(armings == 2, "armed again after the read that followed ENOBUFS")
+                    #expect(loop.lentBufferCount == 0)
+                    try reader.close()
+                    try writer.close()
+                }
+            }
+        }
+
+        @Test("closing a socket with buffers queued gives them back and releases the socket")
+        func closeReturnsQueuedBuffers() async throws {
+            try await withLoop(.uring) { loop in
+                let ring = try #require(loop.reactor.completions?.providedBuffers)
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let peer = writer.descriptor.fileDescriptor.rawValue
+                let (gate, open) = AsyncStream<Void>.makeStream()
+                let reading = Task(executorPreference: loop) { () -> (any Error)? in
+                    var iterator = reader.chunks.makeAsyncIterator()
+                    _ = try #require(try await iterator.next())
+                    for await _ in gate { break }
+                    do {
+                        _ = try await iterator.next()
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+                try await onLoop(loop) { try await writer.write(message(0)) }
+                try await waitUntil { ring.inUse == 1 }
+                for index in 1...3 {
+                    try await onLoop(loop) { try await writer.write(message(index)) }
+                    try await waitOnLoop(loop) { queue(of: reader)?.providedCount == index }
+                }
+                try await onLoop(loop) { try reader.close() }
+                #expect(ring.inUse == 1, "only the chunk the reader holds")
+                open.finish()
+                #expect(try await reading.value as? ReactorError == .closed)
+                #expect(loop.lentBufferCount == 0)
+                // The kernel let go of the socket: the peer's next write finds no reader.
+                try await waitUntil {
+                    var byte: UInt8 = 0
+                    return send(peer, &byte, 1, CInt(MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EPIPE
+                }
+                try writer.close()
+            }
+        }
+
+        @Test("a cancel racing the bytes of a waiting next() loses none: they come with the next iterator")
+        func cancelledNextLosesNothing() async throws {
+            try await withLoop(.uring) { loop in
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let peer = writer.descriptor.fileDescriptor.rawValue
+                for round in 0..<100 {
+                    let byte = UInt8(truncatingIfNeeded: round)
+                    let reading = Task(executorPreference: loop) { () -> [UInt8]? in
+                        var iterator = reader.chunks.makeAsyncIterator()
+                        return try await iterator.next().map { Array($0) }
+                    }
+                    if round % 2 == 0 { try await waitUntil { reader.descriptor.io.isAwaitingRead } }
+                    var one = byte
+                    #expect(Glibc.send(peer, &one, 1, CInt(MSG_NOSIGNAL)) == 1)
+                    reading.cancel()
+                    switch await reading.result {
+                    case .success(let bytes):
+                        #expect(bytes == [byte])
+                    case .failure(let error):
+                        #expect(error is CancellationError)
+                        let next = try await onLoop(loop) { () -> [UInt8]? in
+                            var iterator = reader.chunks.makeAsyncIterator()
+                            return try await iterator.next().map { Array($0) }
+                        }
+                        #expect(next == [byte])
+                    }
+                }
+                #expect(loop.lentBufferCount == 0)
+                try reader.close()
+                try writer.close()
+            }
+        }
+
+        @Test("breaking out keeps the bytes received ahead, outside the ring, for the next read")
+        func breakKeepsReadAhead() async throws {
+            try await withLoop(.uring) { loop in
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let sent = patternBytes(100_000)
+                try await onLoop(loop) { try await writer.write(sent) }
+                let (first, lentAfter) = try await onLoop(loop) { () -> ([UInt8], Int) in
+                    var first: [UInt8] = []
+                    for try await chunk in reader.chunks {
+                        first = Array(chunk)
+                        break
+                    }
+                    return (first, loop.lentBufferCount)
+                }
+                #expect(lentAfter == 0)
+                let rest = try await onLoop(loop) { try await reader.read(exactly: sent.count - first.count) }
+                #expect(sameBytes(first + rest, sent))
+                try reader.close()
+                try writer.close()
+            }
+        }
+
+        @Test("shutting the loop down with a multishot armed and bytes queued ends it and gives every buffer back")
+        func shutdownWithMultishotArmed() async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: .uring)
+            let loop = group.loops[0]
+            let (idle, idlePeer) = try UnixStream.pair(on: loop)
+            let (busy, busyPeer) = try UnixStream.pair(on: loop)
+            let waiting = Task(executorPreference: loop) { for try await _ in idle.chunks {} }
+            let (gate, open) = AsyncStream<Void>.makeStream()
+            let holding = Task(executorPreference: loop) { () -> (any Error)? in
+                var iterator = busy.chunks.makeAsyncIterator()
+                _ = try #require(try await iterator.next())
+                for await _ in gate { break }
+                do {
+                    while try await iterator.next() != nil {}
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            try await waitUntil { idle.descriptor.io.isAwaitingRead }
+            for index in 0...2 {
+                try await onLoop(loop) { try await busyPeer.write(message(index)) }
+                try await waitUntil { loop.lentBufferCount == index + 1 }
+            }
+            await group.shutdownGracefully()
+            await #expect(throws: ReactorError.loopShutDown) { try await waiting.value }
+            open.finish()
+            #expect(try await holding.value as? ReactorError == .loopShutDown)
+            #expect(loop.lentBufferCount == 0)
+            for stream in [idle, idlePeer, busy, busyPeer] { try stream.close() }
+        }
+    }
+}
