@@ -46,68 +46,45 @@ public enum HTTPServer {
     /// Serves HTTP requests on `connection` until the client closes it, or the server
     /// decides to (after `Connection: close`, an HTTP/1.0 request, or an error response).
     ///
-    /// The request bytes come through ``StreamSocket/chunks``: a head that arrives whole is
-    /// parsed where the loop's buffer holds it, and only the start of a head that has not
-    /// fully arrived is copied into a buffer of the connection's own, which grows up to
-    /// ``maximumHeadLength`` while it does and is freed once the head is complete. A single
-    /// response is written from its prebuilt bytes; a response buffer of 4 KiB is made
-    /// only for a client that pipelines. So a keep-alive connection that waits for its next
-    /// request holds no buffer, and serving a request that arrives in one piece allocates
-    /// nothing. When the server closes, it shuts down its writing side and reads, for up
-    /// to ``lingerTimeout``, until the client closes too: closing a socket with unread
-    /// input resets the connection, and the client could lose the response (RFC 9112 §9.6).
+    /// A connection holds a request buffer of 4 KiB, which grows up to
+    /// ``maximumHeadLength`` only while a longer head arrives, and a response buffer of
+    /// 4 KiB; serving a request allocates nothing. When the server closes, it shuts down
+    /// its writing side and reads, for up to ``lingerTimeout``, until the client closes
+    /// too: closing a socket with unread input resets the connection, and the client could
+    /// lose the response (RFC 9112 §9.6).
     ///
     /// Run it on the connection's loop (``TCPServer`` and
     /// ``StreamListener/serve(on:maxConnections:_:)`` do).
     ///
     /// - Parameter connection: a connected stream; it is left open.
-    /// - Throws: what the connection's `chunks` and `write` throw, for example ``IOError``
+    /// - Throws: what the connection's `read` and `write` throw, for example ``IOError``
     ///   with `Errno.connectionReset`.
     nonisolated(nonsending) public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
-        var partial = RequestBuffer(limit: maximumHeadLength)
-        var responses = ResponseQueue()
+        var requests = RequestBuffer(capacity: 4 * 1024, limit: maximumHeadLength)
+        var responses = ResponseBuffer(capacity: 4 * 1024)
         // Bytes of the current request's body not read yet; they are skipped.
         var bodyLeft = 0
-        var closing = false
-        for try await chunk in connection.chunks {
-            // The chunk's bytes stay where they are until the loop asks for the next one.
-            let input = chunk.withUnsafeBytes { $0 }
-            var offset = 0
+        while true {
+            requests.makeRoom()
+            let count = try await connection.read(into: requests.freeSpace)
+            if count == 0 { return }
+            requests.didRead(count)
+
+            var closing = false
             parsing: while !closing {
                 if bodyLeft > 0 {
-                    bodyLeft -= partial.skip(upTo: bodyLeft)
-                    let skipped = min(bodyLeft, input.count - offset)
-                    offset += skipped
-                    bodyLeft -= skipped
+                    bodyLeft -= requests.skip(upTo: bodyLeft)
                     if bodyLeft > 0 { break parsing }
                 }
-                let head: Head
-                if partial.isEmpty {
-                    head = Head.parse(UnsafeRawBufferPointer(rebasing: input[offset...]), limit: maximumHeadLength)
-                    switch head {
-                    case .complete(_, let consumed):
-                        offset += consumed
-                    case .incomplete:
-                        partial.append(UnsafeRawBufferPointer(rebasing: input[offset...]))
-                        offset = input.count
-                        break parsing
-                    case .tooLarge:
-                        break
-                    }
-                } else {
-                    offset += partial.append(UnsafeRawBufferPointer(rebasing: input[offset...]))
-                    head = partial.nextHead()
-                    if case .incomplete = head { break parsing }
-                }
                 let response: HTTPResponse
-                switch head {
+                switch requests.nextHead() {
                 case .incomplete:
-                    preconditionFailure("an incomplete head waits for more bytes above")
+                    break parsing
                 case .tooLarge:
                     response = HTTPResponse(refusing: .headTooLarge)
-                case .complete(let bytes, _):
+                case .complete(let head):
                     do {
-                        let request = try HTTPRequestParser.parse(bytes)
+                        let request = try HTTPRequestParser.parse(head)
                         response = HTTPResponse(answering: request)
                         bodyLeft = request.contentLength
                     } catch {
@@ -115,17 +92,21 @@ public enum HTTPServer {
                     }
                 }
                 if !responses.hasRoom(for: response) {
-                    try await responses.write(to: connection)
+                    try await connection.write(responses.bytes)
+                    responses.removeAll()
                 }
                 responses.append(response)
                 closing = response.closesConnection
             }
-            try await responses.write(to: connection)
-            if closing { break }
-            partial.freeIfEmpty()
+            if !responses.isEmpty {
+                try await connection.write(responses.bytes)
+                responses.removeAll()
+            }
+            if closing {
+                await lingeringClose(connection)
+                return
+            }
         }
-        // Lingering reads the socket directly: the chunks' iteration must be over first.
-        if closing { await lingeringClose(connection) }
     }
 
     /// Shuts down the writing side, then discards what the client sends until it closes,
@@ -243,75 +224,57 @@ struct HTTPResponse {
     }
 }
 
-/// What a connection's unparsed bytes begin with.
-enum Head {
-    /// A whole head, valid until those bytes change or go back to the loop, and how many
-    /// bytes it took with the empty lines before it.
-    case complete(UnsafeRawBufferPointer, consumed: Int)
-    /// The start of a head; more bytes must come.
-    case incomplete
-    /// The start of a head longer than the limit.
-    case tooLarge
-
-    /// Finds the head at the start of `bytes`, after any empty lines, searching for its end
-    /// from `searched`: the bytes before it hold no terminator's first byte.
-    static func parse(_ bytes: UnsafeRawBufferPointer, limit: Int, searched: Int = 0) -> Head {
-        let skipped = searched == 0 ? HTTPRequestParser.leadingEmptyLineBytes(in: bytes) : 0
-        let unparsed = UnsafeRawBufferPointer(rebasing: bytes[skipped...])
-        guard let length = HTTPRequestParser.headLength(in: unparsed, searchingFrom: searched) else {
-            return unparsed.count >= limit ? .tooLarge : .incomplete
-        }
-        return .complete(UnsafeRawBufferPointer(rebasing: unparsed[..<length]), consumed: skipped + length)
-    }
-}
-
-/// The start of a head that has not fully arrived, copied out of the chunks it came in,
-/// and the bytes that followed it in the same chunks:
+/// The bytes read from one connection that are not parsed yet:
 ///
 ///     | parsed: 0..<start | unparsed: start..<end | free: end..<capacity |
 ///
-/// It holds no memory while empty. The capacity starts at 4 KiB and doubles, up to
-/// `limit`, only while a head that does not fit yet is arriving; so a head of `limit`
-/// bytes fits, and a longer one is refused once the buffer is full of it.
+/// The capacity starts small and doubles, up to `limit`, only while a head that does not
+/// fit yet is arriving; so a head of `limit` bytes fits, and a longer one is refused
+/// once the buffer is full of it.
 struct RequestBuffer: ~Copyable {
-    private var memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+    private var memory: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
-    /// Where the search for the current head's end resumes, from `start`.
+    /// Where the search for the current head's end resumes, from `start`: the bytes
+    /// before it hold no terminator's first byte.
     private var searched = 0
     private let limit: Int
 
-    init(limit: Int) {
+    init(capacity: Int, limit: Int) {
+        precondition(capacity > 0 && capacity <= limit)
+        memory = .allocate(byteCount: capacity, alignment: 16)
         self.limit = limit
     }
 
     deinit { memory.deallocate() }
 
-    var isEmpty: Bool { start == end }
+    /// Where the next read goes.
+    var freeSpace: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: memory[end...])
+    }
 
-    /// Copies in as much of `bytes` as fits under the limit; returns how much that was.
-    @discardableResult
-    mutating func append(_ bytes: UnsafeRawBufferPointer) -> Int {
-        if start > 0 {
+    /// Moves the unparsed bytes to the front, and grows the buffer if they fill it.
+    mutating func makeRoom() {
+        if start == end {
+            start = 0
+            end = 0
+        } else if start > 0 {
             memmove(memory.baseAddress!, memory.baseAddress! + start, end - start)
             end -= start
             start = 0
         }
-        var capacity = max(memory.count, 4 * 1024)
-        while capacity - end < bytes.count && capacity < limit { capacity = min(capacity * 2, limit) }
-        if capacity > memory.count {
-            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
-            if end > 0 { grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: memory[..<end])) }
+        if end == memory.count {
+            // A full buffer at the limit was refused with 431 before this read.
+            precondition(memory.count < limit, "a full request buffer at the limit is refused, not grown")
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: min(memory.count * 2, limit), alignment: 16)
+            grown.copyMemory(from: UnsafeRawBufferPointer(rebasing: memory[..<end]))
             memory.deallocate()
             memory = grown
         }
-        let count = min(bytes.count, memory.count - end)
-        if count > 0 {
-            UnsafeMutableRawBufferPointer(rebasing: memory[end..<(end + count)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[..<count]))
-        }
+    }
+
+    mutating func didRead(_ count: Int) {
         end += count
-        return count
     }
 
     /// Drops up to `count` unparsed bytes (a body being skipped); returns how many it dropped.
@@ -321,81 +284,60 @@ struct RequestBuffer: ~Copyable {
         return skipped
     }
 
-    /// Finds the head at the start of the unparsed bytes; a complete one is consumed.
-    mutating func nextHead() -> Head {
-        let head = Head.parse(UnsafeRawBufferPointer(rebasing: memory[start..<end]), limit: limit, searched: searched)
-        switch head {
-        case .complete(_, let consumed):
-            start += consumed
-            searched = 0
-        case .incomplete:
-            // Where the last 3 bytes begin: a terminator may end in the next bytes.
-            searched = max(0, end - start - 3)
-        case .tooLarge:
-            break
-        }
-        return head
+    /// What the unparsed bytes begin with.
+    enum Head {
+        /// A whole head, valid until the buffer next changes; it is consumed.
+        case complete(UnsafeRawBufferPointer)
+        /// The start of a head; more bytes must come.
+        case incomplete
+        /// The start of a head longer than the limit.
+        case tooLarge
     }
 
-    /// Gives the memory back once nothing is left in it.
-    mutating func freeIfEmpty() {
-        guard isEmpty, memory.count > 0 else { return }
-        memory.deallocate()
-        memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        (start, end, searched) = (0, 0, 0)
+    /// Finds the head at the start of the unparsed bytes, after any empty lines.
+    mutating func nextHead() -> Head {
+        if searched == 0 {
+            start += HTTPRequestParser.leadingEmptyLineBytes(in: UnsafeRawBufferPointer(rebasing: memory[start..<end]))
+        }
+        let unparsed = UnsafeRawBufferPointer(rebasing: memory[start..<end])
+        guard let length = HTTPRequestParser.headLength(in: unparsed, searchingFrom: searched) else {
+            searched = max(0, unparsed.count - 3)
+            return unparsed.count >= limit ? .tooLarge : .incomplete
+        }
+        start += length
+        searched = 0
+        return .complete(UnsafeRawBufferPointer(rebasing: unparsed[..<length]))
     }
 }
 
-/// The responses waiting to be written, in order. One alone is written from its prebuilt
-/// bytes; a buffer of 4 KiB, made the first time a second one queues behind it (a client
-/// that pipelines), gathers several into one write.
-struct ResponseQueue: ~Copyable {
-    private static let capacity = 4 * 1024
-    private var memory = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+/// The responses waiting to be written, in order.
+struct ResponseBuffer: ~Copyable {
+    private let memory: UnsafeMutableRawBufferPointer
     private var count = 0
-    /// The first response, while it is the only one.
-    private var single: HTTPResponse?
 
-    init() {}
+    init(capacity: Int) {
+        memory = .allocate(byteCount: capacity, alignment: 16)
+    }
 
     deinit { memory.deallocate() }
 
-    func hasRoom(for response: HTTPResponse) -> Bool {
-        single == nil && count == 0 || Self.capacity - count - (single?.bytes.count ?? 0) >= response.bytes.count
-    }
+    var isEmpty: Bool { count == 0 }
 
-    /// Queues `response`; there must be room for it.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: memory[..<count]) }
+
+    func hasRoom(for response: HTTPResponse) -> Bool { memory.count - count >= response.bytes.count }
+
+    /// Copies `response` in; there must be room for it.
     mutating func append(_ response: HTTPResponse) {
-        precondition(hasRoom(for: response), "every response fits in an empty queue")
-        if single == nil && count == 0 {
-            single = response
-            return
-        }
-        if memory.count == 0 { memory = .allocate(byteCount: Self.capacity, alignment: 16) }
-        if let first = single {
-            copy(first)
-            single = nil
-        }
-        copy(response)
-    }
-
-    /// Writes what is queued, and empties the queue.
-    nonisolated(nonsending) mutating func write<Connection: StreamSocket>(to connection: Connection) async throws {
-        if let first = single {
-            single = nil
-            try await connection.write(first.bytes)
-        } else if count > 0 {
-            let bytes = UnsafeRawBufferPointer(rebasing: memory[..<count])
-            count = 0
-            try await connection.write(bytes)
-        }
-    }
-
-    private mutating func copy(_ response: HTTPResponse) {
+        precondition(hasRoom(for: response), "every response fits in an empty buffer")
         let free = UnsafeMutableRawBufferPointer(rebasing: memory[count...])
         count += response.bytes.withUnsafeBytes { bytes in
             free.copyMemory(from: bytes)
             return bytes.count
         }
+    }
+
+    mutating func removeAll() {
+        count = 0
     }
 }
