@@ -28,6 +28,12 @@ final class AcceptedConnections: CompletionSink {
         self.listener = listener
     }
 
+    // Connections queued by an accept that ended by itself (on `EMFILE`, say) and never
+    // taken, because the listener closed before another accept: nobody else closes them.
+    deinit {
+        while let fd = descriptors.popFirst() { SocketCalls.discard(fd) }
+    }
+
     /// The oldest connection not taken yet.
     func next() -> CInt? { descriptors.popFirst() }
 
