@@ -19,7 +19,7 @@ struct Options {
     var quick = false
     var smoke = false
     var rounds = 5
-    var warmup = 1.0
+    var warmup = 0.5
     var duration = 3.0
     var build = true
     var buildReactor = true
@@ -41,7 +41,7 @@ struct Options {
           --rounds N          rounds of every server per echo and HTTP figure (default 5); the
                               memory, timer and wake-up figures run at most 3
           --duration S        measured seconds per run (default 3)
-          --warmup S          warm-up seconds before each echo run (default 1)
+          --warmup S          warm-up seconds before each echo run (default 0.5)
           --no-build          use the programs already built (the C peers are still compiled)
           --no-reactor-build  do not build the main package; use its release `reactor` if present
           --no-reactor        measure the peers only
