@@ -11,6 +11,13 @@ import Glibc
 struct Instructions {
     var user: Double
     var kernel: Double
+
+    var total: Double { user + kernel }
+
+    /// The counts divided by `units` (the messages or requests of the window); nil if there were none.
+    func per(_ units: Double) -> Instructions? {
+        units > 0 ? Instructions(user: user / units, kernel: kernel / units) : nil
+    }
 }
 
 /// `perf stat` counting instructions, on a machine where the probe found both counters working.

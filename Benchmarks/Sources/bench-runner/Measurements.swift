@@ -19,14 +19,7 @@ struct EchoSample {
 
     var messagesPerCPUSecond: Double { serverCPU > 0 ? messages / serverCPU : 0 }
     var serverUtilisation: Double { seconds > 0 ? serverCPU / seconds : 0 }
-    var userInstructionsPerMessage: Double? { perMessage(instructions?.user) }
-    var kernelInstructionsPerMessage: Double? { perMessage(instructions?.kernel) }
-    var instructionsPerMessage: Double? { perMessage(instructions.map { $0.user + $0.kernel }) }
-
-    private func perMessage(_ count: Double?) -> Double? {
-        guard let count, messages > 0 else { return nil }
-        return count / messages
-    }
+    var instructionsPerMessage: Instructions? { instructions?.per(messages) }
 }
 
 /// One wrk run.
@@ -38,8 +31,11 @@ struct HTTPSample {
     var errors: Int  // socket errors plus non-2xx responses
     var serverCPU: Double
     var seconds: Double
+    /// The server's instructions over the measured wrk run; nil when they were not counted.
+    var instructions: Instructions? = nil
 
     var cpuMicrosecondsPerRequest: Double { requests > 0 ? serverCPU / requests * 1e6 : 0 }
+    var instructionsPerRequest: Instructions? { instructions?.per(requests) }
     var requestsPerCPUSecond: Double { serverCPU > 0 ? requests / serverCPU : 0 }
     var serverUtilisation: Double { seconds > 0 ? serverCPU / seconds : 0 }
 }
@@ -145,20 +141,32 @@ func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, 
                       instructions: instructions)
 }
 
-/// `wrk -t1 -cN -dS --latency` pinned to `cpu`, after a one-second warm-up run.
-func measureHTTP(server: RunningServer, connections: Int, duration: Double, cpu: Int) throws -> HTTPSample {
+/// `wrk -t1 -cN -dS --latency` pinned to `cpu`, after a one-second warm-up run. With a `counter`,
+/// the server's instructions are counted over the measured wrk run, as its CPU time is (wrk's
+/// connection set-up included, a few requests' worth); a count that fails is logged and left out.
+func measureHTTP(server: RunningServer, connections: Int, duration: Double, cpu: Int,
+                 counter: InstructionCounter? = nil) throws -> HTTPSample {
     let url = "http://127.0.0.1:\(server.port)/"
     let wrk = ["taskset", "-c", String(cpu), "wrk", "-t1", "-c\(connections)"]
     _ = capture(wrk + ["-d1s", url], timeout: 30)
     let seconds = max(1, Int(duration.rounded()))
+    var counting: Counting? = nil
+    var countingFailure: Error? = nil
+    if let counter {
+        do { counting = try counter.start(pid: server.child.pid) } catch { countingFailure = error }
+    }
     let before = cpuSeconds(of: server.child.pid) ?? .nan
     let (status, output) = capture(wrk + ["-d\(seconds)s", "--latency", url], timeout: Double(seconds) + 30)
     let after = cpuSeconds(of: server.child.pid) ?? .nan
+    counting?.stop()
+    var instructions: Instructions? = nil
+    do { instructions = try counting?.read() } catch { countingFailure = error }
+    if let countingFailure { log("    instructions not counted: \(countingFailure)") }
     guard status == 0, server.child.isRunning() else {
         throw MeasurementError("wrk exit \(status): \(output.split(separator: "\n").suffix(3).joined(separator: " | "))")
     }
     var sample = HTTPSample(requests: 0, requestsPerSecond: 0, p50: 0, p99: 0, errors: 0,
-                            serverCPU: after - before, seconds: Double(seconds))
+                            serverCPU: after - before, seconds: Double(seconds), instructions: instructions)
     for rawLine in output.split(separator: "\n") {
         let words = rawLine.split(separator: " ")
         guard let first = words.first else { continue }

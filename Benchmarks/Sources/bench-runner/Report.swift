@@ -117,7 +117,8 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             calls and the loopback TCP work that runs in its context, which moves by up to ~15% with \
             contention (part of that work runs wherever the network softirq lands). Lower is better; \
             "instructions × C epoll" compares user plus kernel with the C floor's. Cache misses and stalls cost \
-            time, not instructions: read them beside msgs per server CPU-s.
+            time, not instructions: read them beside msgs per server CPU-s. The HTTP table counts them per \
+            request, over the whole measured wrk run.
 
 
             """
@@ -158,7 +159,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         let floor = efficiency("C epoll")?.median, uringFloor = efficiency("C io_uring")?.median
         let nio = efficiency("SwiftNIO")?.median
         let floorLatency = latency("C epoll")?.median
-        let instructions = { (name: String) in Spread((byServer[name] ?? []).compactMap(\.instructionsPerMessage)) }
+        let instructions = { (name: String) in Spread((byServer[name] ?? []).compactMap { $0.instructionsPerMessage?.total }) }
         let floorInstructions = instructions("C epoll")?.median
         let streaming = figure.size >= 1024
         let counted = results.countsInstructions
@@ -179,8 +180,8 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             row += " \(cell(Spread(samples.map(\.serverUtilisation)), rounds: samples.count) { "\(Int(($0 * 100).rounded()))%" }) |"
             row += " \(ratio(mine, over: floor)) | \(ratio(mine, over: uringFloor)) | \(ratio(mine, over: nio)) | \(ratio(latency(server.name)?.median, over: floorLatency)) |"
             if counted {
-                row += " \(cell(Spread(samples.compactMap(\.userInstructionsPerMessage)), rounds: samples.count)) |"
-                row += " \(cell(Spread(samples.compactMap(\.kernelInstructionsPerMessage)), rounds: samples.count)) |"
+                row += " \(cell(Spread(samples.compactMap { $0.instructionsPerMessage?.user }), rounds: samples.count)) |"
+                row += " \(cell(Spread(samples.compactMap { $0.instructionsPerMessage?.kernel }), rounds: samples.count)) |"
                 row += " \(ratio(instructions(server.name)?.median, over: floorInstructions)) |"
             }
             md += row + "\n"
@@ -194,8 +195,12 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         md += "## HTTP plaintext: `wrk -t1 -c64 -d\(max(1, Int(options.duration.rounded())))s --latency` (wrk on CPU 0)\n\n"
         md += "Any GET answered 200 \"Hello, World!\", keep-alive. Errors (socket errors plus non-2xx responses) must be 0. "
         md += "CPU ratios are server CPU per request (lower is better).\n\n"
-        md += "| server | requests/s | p50 µs | p99 µs | server CPU µs per request | requests per server CPU-s | server CPU | CPU/request × C epoll | × SwiftNIO | errors |\n"
-        md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        let counted = results.countsInstructions
+        let instructions = { (name: String) in Spread((results.http[name] ?? []).compactMap { $0.instructionsPerRequest?.total }) }
+        let floorInstructions = instructions("C epoll")?.median
+        md += "| server | requests/s | p50 µs | p99 µs | server CPU µs per request | requests per server CPU-s | server CPU | CPU/request × C epoll | × SwiftNIO | errors |"
+        md += counted ? " user instructions per request | kernel instructions per request | instructions × C epoll |\n" : "\n"
+        md += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + (counted ? "---:|---:|---:|\n" : "\n")
         for server in results.httpServers {
             let samples = results.http[server.name] ?? []
             let mine = cpuPerRequest(server.name)?.median
@@ -205,7 +210,13 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             md += " | \(cell(cpuPerRequest(server.name), rounds: samples.count) { decimal($0, 2) })"
             md += " | \(cell(Spread(samples.map(\.requestsPerCPUSecond)), rounds: samples.count))"
             md += " | \(cell(Spread(samples.map(\.serverUtilisation)), rounds: samples.count) { "\(Int(($0 * 100).rounded()))%" })"
-            md += " | \(ratio(mine, over: floor)) | \(ratio(mine, over: nio)) | \(samples.isEmpty ? "—" : String(samples.map(\.errors).reduce(0, +))) |\n"
+            md += " | \(ratio(mine, over: floor)) | \(ratio(mine, over: nio)) | \(samples.isEmpty ? "—" : String(samples.map(\.errors).reduce(0, +))) |"
+            if counted {
+                md += " \(cell(Spread(samples.compactMap { $0.instructionsPerRequest?.user }), rounds: samples.count)) |"
+                md += " \(cell(Spread(samples.compactMap { $0.instructionsPerRequest?.kernel }), rounds: samples.count)) |"
+                md += " \(ratio(instructions(server.name)?.median, over: floorInstructions)) |"
+            }
+            md += "\n"
         }
         md += "\n"
     }

@@ -345,9 +345,8 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
             results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
             let summary = String(format: "%.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
                                  sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond)
-            guard let user = sample.userInstructionsPerMessage, let kernel = sample.kernelInstructionsPerMessage
-            else { return summary }
-            return summary + String(format: ", %.0f + %.0f instructions per message (user + kernel)", user, kernel)
+            guard let each = sample.instructionsPerMessage else { return summary }
+            return summary + String(format: ", %.0f + %.0f instructions per message (user + kernel)", each.user, each.kernel)
         }
     }
 
@@ -355,10 +354,13 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
         eachRound("http", results.httpServers, rounds: options.rounds, name: \.name, results: results) { server in
             let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
             defer { running.child.stop() }
-            let sample = try measureHTTP(server: running, connections: 64, duration: options.duration, cpu: 0)
+            let sample = try measureHTTP(server: running, connections: 64, duration: options.duration, cpu: 0,
+                                         counter: counter)
             results.http[server.name, default: []].append(sample)
-            return String(format: "%.0f req/s, %.2f µs server CPU per request, %d errors",
-                          sample.requestsPerSecond, sample.cpuMicrosecondsPerRequest, sample.errors)
+            let summary = String(format: "%.0f req/s, %.2f µs server CPU per request, %d errors",
+                                 sample.requestsPerSecond, sample.cpuMicrosecondsPerRequest, sample.errors)
+            guard let each = sample.instructionsPerRequest else { return summary }
+            return summary + String(format: ", %.0f + %.0f instructions per request (user + kernel)", each.user, each.kernel)
         }
     } else {
         results.failures.append("wrk is not installed (`apt-get install -y wrk`): no HTTP figures.")
