@@ -127,7 +127,7 @@ public final class AsyncFD: Sendable {
     public func close() throws {
         io.close()
         eventLoop.reactor.cancelOperations(on: io)
-        (completionSink as? ReceiveQueue)?.descriptorClosed()
+        completionSink?.descriptorClosed()
         var failure: IOError?
         do {
             try eventLoop.reactor.deregister(io)

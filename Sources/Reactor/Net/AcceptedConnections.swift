@@ -13,7 +13,9 @@ import SystemPackage
 /// one completion per connection and no syscall. It ends on an error (`EMFILE`, say),
 /// when the listener closes, or when the loop shuts down; the next `accept` starts
 /// another once the error was handled.
-final class AcceptedConnections: CompletionSink {
+final class AcceptedConnections: CompletionSink, @unchecked Sendable {
+    // `@unchecked Sendable`: every field is touched on the loop's thread only;
+    // `descriptorClosed()` hands its work to the loop when called elsewhere.
     private var descriptors = Deque<CInt>()
     private var failure: Errno?
     /// Whether a multishot accept is in flight.
@@ -22,16 +24,22 @@ final class AcceptedConnections: CompletionSink {
     private(set) var armings = 0
     private let io: ScheduledIO
     private let listener: FileDescriptor
+    private let loop: EventLoop
 
-    init(io: ScheduledIO, listener: FileDescriptor) {
+    init(io: ScheduledIO, listener: FileDescriptor, loop: EventLoop) {
         self.io = io
         self.listener = listener
+        self.loop = loop
     }
 
-    // Connections queued by an accept that ended by itself (on `EMFILE`, say) and never
-    // taken, because the listener closed before another accept: nobody else closes them.
-    deinit {
-        while let fd = descriptors.popFirst() { SocketCalls.discard(fd) }
+    /// Closes the connections nobody took: once the listener is closed, `accept` throws
+    /// before it looks at them. An accept still in flight closes what it delivers later.
+    func descriptorClosed() {
+        if loop.isCurrent {
+            discardQueued()
+        } else {
+            loop.execute { self.discardQueued() }
+        }
     }
 
     /// The oldest connection not taken yet.
@@ -68,12 +76,14 @@ final class AcceptedConnections: CompletionSink {
         if !more {
             isArmed = false
             io.unclaim(reading: true)
-            if closed {
-                while let fd = descriptors.popFirst() { SocketCalls.discard(fd) }
-            }
+            if closed { discardQueued() }
             endOperation()
         }
         io.reader.notify()
+    }
+
+    private func discardQueued() {
+        while let fd = descriptors.popFirst() { SocketCalls.discard(fd) }
     }
 
     /// Counts the accept out; the last operation on a closed listener closes it.
@@ -90,7 +100,7 @@ extension AsyncFD {
         if let existing = completionSink as? AcceptedConnections {
             accepted = existing
         } else {
-            accepted = AcceptedConnections(io: io, listener: fileDescriptor)
+            accepted = AcceptedConnections(io: io, listener: fileDescriptor, loop: eventLoop)
             completionSink = accepted
         }
         while true {
