@@ -5,6 +5,26 @@
 
 _Thread_local void *creactor_current_loop = 0;
 
+// The runtime's signatures (`swift/Runtime/Concurrency.h`): a record's handler takes its
+// context in the Swift context register.
+typedef void (*creactor_swift_handler)(void *__attribute__((swift_context))) __attribute__((swiftcall));
+extern void *swift_task_addCancellationHandler(creactor_swift_handler handler, void *context)
+    __attribute__((swiftcall));
+extern void swift_task_removeCancellationHandler(void *record) __attribute__((swiftcall));
+
+__attribute__((swiftcall))
+static void creactor_cancellation_fired(void *__attribute__((swift_context)) context) {
+    creactor_task_cancelled(context);
+}
+
+void *creactor_task_add_cancellation(void *context) {
+    return swift_task_addCancellationHandler(creactor_cancellation_fired, context);
+}
+
+void creactor_task_remove_cancellation(void *record) {
+    swift_task_removeCancellationHandler(record);
+}
+
 #include <netdb.h>
 const int CREACTOR_EAI_NODATA = EAI_NODATA;
 

@@ -7,10 +7,10 @@ extension ReactorTests {
         @Test("a freed slot is reused under a new generation, and the old token is stale")
         func staleToken() {
             var table = RegistrationTable()
-            let first = table.insert { ScheduledIO(descriptor: 10, token: $0, readiness: []) }
+            let first = table.insert { ScheduledIO(descriptor: 10, token: $0, readiness: [], reactor: nil) }
             table.remove(first.token)
             #expect(table.lookUp(first.token) == nil)
-            let second = table.insert { ScheduledIO(descriptor: 11, token: $0, readiness: []) }
+            let second = table.insert { ScheduledIO(descriptor: 11, token: $0, readiness: [], reactor: nil) }
             #expect(second.token.index == first.token.index)
             #expect(second.token.generation != first.token.generation)
             #expect(table.lookUp(first.token) == nil)

@@ -5,7 +5,7 @@ import Testing
 extension ReactorTests {
     @Suite struct ScheduledIOTests {
         private func makeIO(_ readiness: Readiness = []) -> ScheduledIO {
-            ScheduledIO(descriptor: -1, token: Token(index: 0, generation: 0), readiness: readiness)
+            ScheduledIO(descriptor: -1, token: Token(index: 0, generation: 0), readiness: readiness, reactor: nil)
         }
 
         @Test("an event that arrives after an operation looked is not erased by its EAGAIN")
@@ -35,8 +35,8 @@ extension ReactorTests {
             _ = io.endOperation()
             #expect(io.snapshot().readiness.isSuperset(of: Readiness.sticky))
             // Both waiters hold a notification: parking returns at once.
-            try await io.reader.park(arm: {}, disarm: {})
-            try await io.writer.park(arm: {}, disarm: {})
+            try await io.reader.park()
+            try await io.writer.park()
         }
 
         @Test("closing while an operation is in flight leaves the descriptor to that operation")

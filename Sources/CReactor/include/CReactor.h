@@ -276,5 +276,25 @@ static inline void creactor_set_current_loop(void *loop) {
     creactor_current_loop = loop;
 }
 
+// ---- Task cancellation records ----
+//
+// `withTaskCancellationHandler` installs a cancellation record on the current task
+// through two entry points of the Swift concurrency runtime. Reactor installs the same
+// record around waits that must not leave their executor, and Swift code may not name
+// runtime entry points, so the shim calls them, in their Swift calling convention.
+
+/// Installs a cancellation record on the current task. While it is installed, cancelling
+/// the task calls `creactor_task_cancelled(context)` once, on the cancelling thread; if the
+/// task is cancelled already, that call happens at once, inside this one.
+///
+/// Returns what `creactor_task_remove_cancellation` takes (NULL if the record fired at once).
+void *creactor_task_add_cancellation(void *context);
+
+/// Removes the record `creactor_task_add_cancellation` returned: the task's innermost.
+void creactor_task_remove_cancellation(void *record);
+
+/// What a fired record calls; Reactor defines it.
+void creactor_task_cancelled(void *context);
+
 #endif
 

@@ -36,7 +36,7 @@ final class Reactor: @unchecked Sendable {
         try registrations.withLock { (registrations) throws -> ScheduledIO in
             guard !registrations.isShutDown else { throw ReactorError.loopShutDown }
             let io = registrations.table.insert { token in
-                ScheduledIO(descriptor: fd, token: token, readiness: readiness)
+                ScheduledIO(descriptor: fd, token: token, readiness: readiness, reactor: self)
             }
             do throws(Errno) {
                 try backend.register(fd, token: io.token)
@@ -109,15 +109,14 @@ final class Reactor: @unchecked Sendable {
             operations.release(id)
             return completion
         }
-        // Executor-inheriting, for the reason `Waiter.park(arm:disarm:)` gives.
-        return await _unsafeInheritExecutor_withTaskCancellationHandler {
+        // A cancellation reaches the operation through `io`'s claim, which names it
+        // until the `defer` above, after the record is gone.
+        return await whileCancellable(.operation(on: io, reading: reading)) {
             // The completion cannot be delivered before this: only this thread's next
             // turn hands completions to their receivers.
             await withUnsafeContinuation { continuation in
                 operations.attach(continuation, to: id)
             }
-        } onCancel: {
-            completions.cancel(id)
         }
     }
 

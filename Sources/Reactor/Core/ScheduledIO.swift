@@ -54,9 +54,15 @@ final class ScheduledIO: Sendable {
 
     /// - Parameter readiness: what to assume before the first event. Assuming a
     ///   direction ready costs at most one `EAGAIN`, and may save a turn.
-    init(descriptor: CInt, token: Token, readiness: Readiness) {
+    /// The reactor that registered the descriptor; nil for tests' own. Not retained: only
+    /// a cancellation that reaches ``cancelOperation(reading:)`` uses it, while a task
+    /// waits in that reactor's ``Reactor/complete(_:on:reading:eagerly:)``.
+    private unowned(unsafe) let reactor: Reactor?
+
+    init(descriptor: CInt, token: Token, readiness: Readiness, reactor: Reactor?) {
         self.descriptor = descriptor
         self.token = token
+        self.reactor = reactor
         word = Atomic(UInt64(readiness.rawValue))
     }
 
@@ -144,6 +150,17 @@ final class ScheduledIO: Sendable {
         } else {
             writeOperation.store(0, ordering: .sequentiallyConsistent)
         }
+    }
+
+    /// The cancellation record's target (see ``CancellationTarget``): cancels the
+    /// operation in flight for reading (or writing), on any thread. While the record is
+    /// installed, that is the cancelled task's own: the claim ends after the record.
+    func cancelOperation(reading: Bool) {
+        let word = reading
+            ? readOperation.load(ordering: .sequentiallyConsistent)
+            : writeOperation.load(ordering: .sequentiallyConsistent)
+        guard word != 0, let completions = reactor?.completions else { return }
+        completions.cancel(OperationID(rawValue: word & ~Self.claimed))
     }
 
     /// Calls `body` with the operations in flight now.

@@ -3,19 +3,21 @@ import Synchronization
 /// One parked task: its continuation, and the atomic word that decides who resumes it.
 ///
 /// The word is `| generation: 61 | state: 3 |`. A park moves `idle → parking → waiting`;
-/// the reactor (``notify()``), a timer (``resume(generation:throwing:)``) or the
-/// cancellation handler each try to move `waiting → resuming`, and only the one whose
-/// compare-and-swap succeeds touches the continuation. It takes the continuation, stores
-/// `idle` with the generation bumped, and only then resumes the task, so:
+/// the reactor (``notify()``), a timer (``resume(generation:throwing:)``) or the task's
+/// cancellation each try to move `waiting → resuming`, and only the one whose
+/// compare-and-swap succeeds takes the continuation and resumes the task. The resumed
+/// task itself, once it runs, frees the slot: `resuming → idle`, generation bumped. So:
 ///
 /// 1. every park resumes exactly once, from whichever thread wins;
-/// 2. a late cancellation handler, still holding the old generation, is a no-op;
-/// 3. the slot is free again before the resumed task can run, and a second task that
-///    tries to park meanwhile (`parking`, `waiting` or `resuming`) gets ``ReactorError/busy``
+/// 2. a late resume by a timer, still holding the old generation, is a no-op;
+/// 3. from its claim until its task runs again, a park is the only one the word can
+///    hold, so a cancellation record that names just the waiter reaches that park and no
+///    other; a second task that tries to park meanwhile gets ``ReactorError/busy``
 ///    instead of overwriting a continuation.
 ///
 /// A notification that finds nobody waiting leaves `notified` behind, so a task that
-/// was about to park sees it instead of sleeping through the event.
+/// was about to park sees it instead of sleeping through the event. One that finds the
+/// task `resuming` is dropped: that task looks at the readiness afresh when it runs.
 final class Waiter: @unchecked Sendable {
     private enum State: UInt64 {
         case idle = 0
@@ -49,12 +51,11 @@ final class Waiter: @unchecked Sendable {
     /// Suspends the current task until ``notify()``, ``resume(generation:throwing:)`` or
     /// its cancellation. Returns at once, without suspending, if a notification is pending.
     ///
-    /// - Parameters:
-    ///   - arm: runs once the task is parked, before it can be cancelled by a flag check.
-    ///   - disarm: runs once if cancellation wins, on the cancelling thread.
+    /// - Parameter arm: runs once the task is parked, before it can be cancelled by a
+    ///   flag check.
     /// - Throws: `CancellationError` if the task was cancelled while parked;
     ///   ``ReactorError/busy`` if another task is parked here already.
-    nonisolated(nonsending) func park(arm: () -> Void, disarm: @Sendable () -> Void) async throws {
+    nonisolated(nonsending) func park(arm: () -> Void = {}) async throws {
         var current = word.load(ordering: .acquiring)
         var generation: UInt64
         while true {
@@ -81,11 +82,10 @@ final class Waiter: @unchecked Sendable {
             break
         }
         let parked = generation
-        // The executor-inheriting form of `withTaskCancellationHandler`: the isolated form
-        // switches to its `isolation` argument on the way in and out, and each switch of a
-        // task with an executor preference reads that preference under a lock in the
-        // runtime, twice per wait for nothing, since the task runs on its loop already.
-        try await _unsafeInheritExecutor_withTaskCancellationHandler {
+        // Every way out below leaves `resuming`; the slot is free again only now that the
+        // task runs, after its cancellation record is gone.
+        defer { word.store(Self.pack(parked &+ 1, .idle), ordering: .releasing) }
+        try await whileCancellable(.park(on: self)) {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 self.continuation = continuation
                 let (isParked, _) = word.compareExchange(
@@ -95,18 +95,24 @@ final class Waiter: @unchecked Sendable {
                     // notify() turned `parking` into `notified` meanwhile: the task goes on at
                     // once and looks at the readiness again, which that notification set.
                     self.continuation = nil
-                    word.store(Self.pack(parked, .idle), ordering: .relaxed)
+                    word.store(Self.pack(parked, .resuming), ordering: .relaxed)
                     continuation.resume()
                     return
                 }
                 arm()
-                // A handler installed on an already-cancelled task ran before the
+                // A record installed on an already-cancelled task fired before the
                 // continuation existed and found nothing to cancel: check once more.
-                if Task.isCancelled { cancel(generation: parked, disarm: disarm) }
+                if Task.isCancelled { cancel(generation: parked) }
             }
-        } onCancel: {
-            cancel(generation: parked, disarm: disarm)
         }
+    }
+
+    /// The cancellation record's target (see ``CancellationTarget``): resumes the park in
+    /// progress with `CancellationError`. While the record is installed, that park is its
+    /// own task's; one still `parking` checks for cancellation itself once `waiting`.
+    func cancelPark() {
+        let (generation, state) = Self.unpack(word.load(ordering: .acquiring))
+        if state == .waiting { cancel(generation: generation) }
     }
 
     /// Wakes the parked task, or leaves a notification for the next park.
@@ -124,7 +130,7 @@ final class Waiter: @unchecked Sendable {
             let (done, seen) = word.compareExchange(
                 expected: current, desired: desired, ordering: .acquiringAndReleasing)
             if done {
-                if state == .waiting { takeContinuation(generation: generation).resume() }
+                if state == .waiting { takeContinuation().resume() }
                 return
             }
             current = seen
@@ -136,15 +142,14 @@ final class Waiter: @unchecked Sendable {
     @discardableResult
     func resume(generation: UInt64, throwing error: (any Error)? = nil) -> Bool {
         guard win(generation: generation) else { return false }
-        let continuation = takeContinuation(generation: generation)
+        let continuation = takeContinuation()
         if let error { continuation.resume(throwing: error) } else { continuation.resume() }
         return true
     }
 
-    private func cancel(generation: UInt64, disarm: @Sendable () -> Void) {
+    private func cancel(generation: UInt64) {
         guard win(generation: generation) else { return }
-        disarm()
-        takeContinuation(generation: generation).resume(throwing: CancellationError())
+        takeContinuation().resume(throwing: CancellationError())
     }
 
     private func win(generation: UInt64) -> Bool {
@@ -154,12 +159,10 @@ final class Waiter: @unchecked Sendable {
         ).exchanged
     }
 
-    /// Called by the winner: takes the continuation and frees the slot for the next park,
-    /// before the caller resumes the task.
-    private func takeContinuation(generation: UInt64) -> UnsafeContinuation<Void, any Error> {
+    /// Called by the winner, which resumes the task with what this returns.
+    private func takeContinuation() -> UnsafeContinuation<Void, any Error> {
         let continuation = self.continuation!
         self.continuation = nil
-        word.store(Self.pack(generation &+ 1, .idle), ordering: .releasing)
         return continuation
     }
 }

@@ -204,7 +204,7 @@ public final class AsyncFD: Sendable {
         let waiter = interest == .readable ? io.reader : io.writer
         let reactor = eventLoop.reactor
         let io = self.io
-        try await waiter.park(arm: { reactor.arm(io, for: interest.readiness) }, disarm: {})
+        try await waiter.park(arm: { reactor.arm(io, for: interest.readiness) })
     }
 
     static func unusable(_ snapshot: ScheduledIO.Snapshot) -> ReactorError? {

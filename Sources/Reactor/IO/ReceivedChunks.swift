@@ -95,11 +95,15 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
 
         /// Ends the previous chunk, then waits for the next, in the caller's isolation.
         /// See ``next()``.
+        // Inlinable: inlined into a `for try await` loop, its switch to `actor` on entry,
+        // which is the caller's own isolation, folds away.
+        @inlinable
         public mutating func next(isolation actor: isolated (any Actor)?) async throws -> ReceivedChunk? {
             try await advance()
         }
 
-        nonisolated(nonsending) private mutating func advance() async throws -> ReceivedChunk? {
+        @usableFromInline
+        nonisolated(nonsending) mutating func advance() async throws -> ReceivedChunk? {
             lease.giveBack()
             guard !isFinished else { return nil }
             // Ended by anything but a chunk: the end, or an error.
@@ -199,7 +203,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                         }
                         try queue.arm(for: lease)
                     }
-                    try await source.io.reader.park(arm: {}, disarm: {})
+                    try await source.io.reader.park()
                 }
             } catch {
                 if queue.stop(for: lease) { await queue.waitUntilEnded() }

@@ -110,7 +110,7 @@ extension AsyncFD {
             }
             if let failure = accepted.takeFailure() { throw IOError(.accept, failure) }
             if !accepted.isArmed { try accepted.arm(on: eventLoop.reactor) }
-            try await io.reader.park(arm: {}, disarm: {})
+            try await io.reader.park()
         }
     }
 }

@@ -133,7 +133,7 @@ private final class ConnectionSlots: Sendable {
                 return true
             }
             if taken { return }
-            try await acceptor.park(arm: {}, disarm: {})
+            try await acceptor.park()
         }
     }
 

@@ -232,7 +232,14 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         // Whoever wakes the task, it resumes on this loop (its executor), so the pool is
         // touched on the loop's thread only.
         defer { if isCurrent { timers.recycle(waiter) } }
-        try await waiter.park(arm: {}, disarm: { self.cancelTimer(id) })
+        do {
+            try await waiter.park()
+        } catch is CancellationError {
+            // The timer would find the park over and do nothing; unlinking it now frees
+            // its slot in the wheel before its deadline.
+            cancelTimer(id)
+            throw CancellationError()
+        }
     }
 
     /// Cancels a timer from any thread: at once on the loop, through the inbox elsewhere.
