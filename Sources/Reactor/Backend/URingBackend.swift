@@ -18,6 +18,9 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private var ring: URing
     private let wakeFD: CInt
     private let requests = Locked(Requests())
+    /// Whether `requests.list` may hold something: set with the lock held, after the
+    /// append, so that the loop takes the lock only when there is something to take.
+    private let hasRequests = Atomic<Bool>(false)
     private var taken: [Request] = []
     private var completed: [Completion] = []
     /// Readiness drained while a full submission queue was flushed, for the next wait.
@@ -243,6 +246,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             guard !requests.isClosed else { return false }
             guard let request = make(&requests) else { return true }
             requests.list.append(request)
+            hasRequests.store(true, ordering: .releasing)
             if !fromLoop { signalWake() }
             return true
         }
@@ -277,7 +281,13 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     }
 
     private func submitRequests() {
-        requests.withLock { swap(&$0.list, &taken) }
+        // A request appended after this load woke the loop, or comes from the loop's own
+        // thread, which calls this again before it waits.
+        guard hasRequests.load(ordering: .acquiring) else { return }
+        requests.withLock { requests in
+            swap(&requests.list, &taken)
+            hasRequests.store(false, ordering: .relaxed)
+        }
         for request in taken {
             if case .recycle(let buffer) = request {
                 providedBuffers.recycle(buffer)
@@ -356,6 +366,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         requests.withLock { requests in
             guard let fd = requests.polled[token] else { return }
             requests.list.append(.poll(fd, token))
+            hasRequests.store(true, ordering: .releasing)
         }
     }
 

@@ -187,8 +187,13 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         /// ended: bytes it received stay queued for the next reader, none is lost.
         nonisolated(nonsending) private func receiveQueued() async throws -> Int {
             let source = chunks.source
-            let queue = source.receiveQueue
-            lease.receiving = queue
+            let queue: ReceiveQueue
+            if let receiving = lease.receiving {
+                queue = receiving
+            } else {
+                queue = source.receiveQueue
+                lease.receiving = queue
+            }
             do {
                 while true {
                     if let error = AsyncFD.unusable(source.io.snapshot()) { throw error }
