@@ -27,7 +27,9 @@ public enum EchoServer {
     /// - Throws: what the connection's chunks and `write` throw, for example ``IOError``
     ///   with `Errno.connectionReset` when the peer resets the connection.
     nonisolated(nonsending) public static func handle<Connection: StreamSocket>(_ connection: Connection) async throws {
-        for try await chunk in connection.chunks {
+        // `next()` called directly, not `for try await`: see `ReceivedChunks.Iterator.next()`.
+        var chunks = connection.chunks.makeAsyncIterator()
+        while let chunk = try await chunks.next() {
             try await connection.write(chunk)
         }
     }

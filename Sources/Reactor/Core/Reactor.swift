@@ -114,7 +114,8 @@ final class Reactor: @unchecked Sendable {
         return await whileCancellable(.operation(on: io, reading: reading)) {
             // The completion cannot be delivered before this: only this thread's next
             // turn hands completions to their receivers.
-            await withUnsafeContinuation { continuation in
+            // Executor-inheriting, for the reason `Waiter.park(arm:)` gives.
+            await _unsafeInheritExecutor_withUnsafeContinuation { continuation in
                 operations.attach(continuation, to: id)
             }
         }

@@ -86,7 +86,11 @@ final class Waiter: @unchecked Sendable {
         // task runs, after its cancellation record is gone.
         defer { word.store(Self.pack(parked &+ 1, .idle), ordering: .releasing) }
         try await whileCancellable(.park(on: self)) {
-            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            // The executor-inheriting form: the isolated one switches to its `isolation`
+            // argument first, which costs a runtime lock for a task with an executor
+            // preference (see `whileCancellable`) and never moves it.
+            try await _unsafeInheritExecutor_withUnsafeThrowingContinuation {
+                (continuation: UnsafeContinuation<Void, any Error>) in
                 self.continuation = continuation
                 let (isParked, _) = word.compareExchange(
                     expected: Self.pack(parked, .parking), desired: Self.pack(parked, .waiting),

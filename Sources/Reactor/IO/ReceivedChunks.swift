@@ -81,7 +81,12 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
             lease = BufferLease(on: chunks.source.eventLoop)
         }
 
-        /// Ends the previous chunk, then waits for the next.
+        /// Ends the previous chunk, then waits for the next, in the caller's isolation.
+        ///
+        /// Called directly, `while let chunk = try await iterator.next()`, it costs no
+        /// executor switch. A `for try await` loop calls ``next(isolation:)`` instead, and
+        /// the Swift runtime switches back to the loop's isolation after each call: for a
+        /// task with an executor preference, that is a lock in the runtime per chunk.
         ///
         /// - Returns: the bytes of one read; nil at end-of-stream, and after the sequence
         ///   ended or threw.
@@ -89,7 +94,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         ///   address for a socket, `.read` for a pipe), for example `Errno.connectionReset`;
         ///   `CancellationError`; ``ReactorError/closed``; ``ReactorError/loopShutDown``;
         ///   ``ReactorError/busy`` if another task reads the descriptor.
-        public mutating func next() async throws -> ReceivedChunk? {
+        nonisolated(nonsending) public mutating func next() async throws -> ReceivedChunk? {
             try await advance()
         }
 
