@@ -73,6 +73,32 @@ int creactor_recvmmsg(int fd, struct mmsghdr *messages, unsigned int count, int 
 #include <sys/mman.h>
 #include <sys/syscall.h>
 
+// Incremental consumption of provided buffers (Linux 6.12): the kernel ABI values, absent
+// from older <linux/io_uring.h>. IOU_PBUF_RING_INC is an enum constant where it exists,
+// which the preprocessor cannot see, so both follow the flag's macro from the same release.
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#define IOU_PBUF_RING_INC 2
+#endif
+
+// IORING_REGISTER_PBUF_STATUS (Linux 6.8) and its argument, `struct io_uring_buf_status`:
+// the kernel ABI, absent from older <linux/io_uring.h>.
+#define CREACTOR_IORING_REGISTER_PBUF_STATUS 26
+struct creactor_buf_status {
+    uint32_t buf_group;
+    uint32_t head;
+    uint32_t resv[8];
+};
+
+/// `struct io_uring_buf_reg` as Linux 6.12 lays it out: older headers call `flags` `pad`.
+struct creactor_buf_reg {
+    uint64_t ring_addr;
+    uint32_t ring_entries;
+    uint16_t bgid;
+    uint16_t flags;
+    uint64_t resv[3];
+};
+
 _Static_assert(sizeof(creactor_sqe) == sizeof(struct io_uring_sqe), "sqe size");
 _Static_assert(offsetof(creactor_sqe, ioprio) == offsetof(struct io_uring_sqe, ioprio), "sqe ioprio");
 _Static_assert(offsetof(creactor_sqe, off) == offsetof(struct io_uring_sqe, off), "sqe off");
@@ -88,6 +114,10 @@ _Static_assert(sizeof(creactor_buffer_entry) == sizeof(struct io_uring_buf), "bu
 _Static_assert(offsetof(creactor_buffer_entry, tail) == offsetof(struct io_uring_buf_ring, tail), "buffer ring tail");
 _Static_assert(offsetof(creactor_cqe, res) == offsetof(struct io_uring_cqe, res), "cqe res");
 _Static_assert(offsetof(creactor_cqe, flags) == offsetof(struct io_uring_cqe, flags), "cqe flags");
+_Static_assert(sizeof(struct creactor_buf_reg) == sizeof(struct io_uring_buf_reg), "buffer ring registration size");
+_Static_assert(offsetof(struct creactor_buf_reg, ring_entries) == offsetof(struct io_uring_buf_reg, ring_entries), "registration entries");
+_Static_assert(offsetof(struct creactor_buf_reg, bgid) == offsetof(struct io_uring_buf_reg, bgid), "registration group");
+_Static_assert(offsetof(struct creactor_buf_reg, resv) == offsetof(struct io_uring_buf_reg, resv), "registration reserved");
 
 const uint32_t CREACTOR_IORING_SETUP_SINGLE_ISSUER = IORING_SETUP_SINGLE_ISSUER;
 const uint32_t CREACTOR_IORING_SETUP_DEFER_TASKRUN = IORING_SETUP_DEFER_TASKRUN;
@@ -100,6 +130,8 @@ const uint32_t CREACTOR_IORING_ENTER_GETEVENTS = IORING_ENTER_GETEVENTS;
 const uint32_t CREACTOR_IORING_SQ_CQ_OVERFLOW = IORING_SQ_CQ_OVERFLOW;
 const uint32_t CREACTOR_IORING_CQE_F_MORE = IORING_CQE_F_MORE;
 const uint32_t CREACTOR_IORING_CQE_F_BUFFER = IORING_CQE_F_BUFFER;
+const uint32_t CREACTOR_IORING_CQE_F_BUF_MORE = IORING_CQE_F_BUF_MORE;
+const uint16_t CREACTOR_IOU_PBUF_RING_INC = IOU_PBUF_RING_INC;
 const uint32_t CREACTOR_IORING_POLL_ADD_MULTI = IORING_POLL_ADD_MULTI;
 const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ANY = IORING_ASYNC_CANCEL_ANY;
 const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ALL = IORING_ASYNC_CANCEL_ALL;
@@ -208,19 +240,29 @@ int creactor_uring_register(int fd, uint32_t opcode, void *arg, uint32_t count) 
     long result = syscall(__NR_io_uring_register, fd, opcode, arg, count);
     return result < 0 ? -errno : (int)result;
 }
-int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group) {
-    struct io_uring_buf_reg registration;
+int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group,
+                                        uint16_t flags) {
+    struct creactor_buf_reg registration;
     memset(&registration, 0, sizeof registration);
     registration.ring_addr = (uint64_t)(uintptr_t)entries;
     registration.ring_entries = count;
     registration.bgid = group;
+    registration.flags = flags;
     return creactor_uring_register(fd, IORING_REGISTER_PBUF_RING, &registration, 1);
 }
 
 int creactor_uring_unregister_buffer_ring(int fd, uint16_t group) {
-    struct io_uring_buf_reg registration;
+    struct creactor_buf_reg registration;
     memset(&registration, 0, sizeof registration);
     registration.bgid = group;
     return creactor_uring_register(fd, IORING_UNREGISTER_PBUF_RING, &registration, 1);
+}
+
+int creactor_uring_buffer_ring_head(int fd, uint16_t group) {
+    struct creactor_buf_status status;
+    memset(&status, 0, sizeof status);
+    status.buf_group = group;
+    int result = creactor_uring_register(fd, CREACTOR_IORING_REGISTER_PBUF_STATUS, &status, 1);
+    return result < 0 ? result : (int)(uint16_t)status.head;
 }
 #endif

@@ -24,17 +24,12 @@ private func waitOnLoop(
     }
 }
 
-/// One message of `size` bytes whose every byte is `index`, truncated.
-private func message(_ index: Int, size: Int = 100) -> [UInt8] {
-    [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: size)
-}
-
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct MultishotReceiveTests {
-        @Test("a stream of messages arrives in order, all of it, through one receive submission")
-        func oneArmingForManyMessages() async throws {
-            try await withLoop(.uring) { loop in
+        @Test("a stream of messages arrives in order, all of it, through one receive submission", arguments: bufferModes)
+        func oneArmingForManyMessages(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let count = 300
                 let received = Counter()
@@ -62,9 +57,10 @@ extension ReactorTests {
             }
         }
 
-        @Test("a slow reader's queue stops at the bound, its sender waits, and other connections are served")
-        func slowReaderIsBounded() async throws {
-            try await withLoop(.uring) { loop in
+        @Test("a slow reader's queue stops at the bound, its sender waits, and other connections are served",
+              arguments: bufferModes)
+        func slowReaderIsBounded(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
                 let ring = try #require(loop.reactor.completions?.providedBuffers)
                 let (slow, fast) = try UnixStream.pair(on: loop)
                 let (other, otherPeer) = try UnixStream.pair(on: loop)
@@ -92,13 +88,17 @@ extension ReactorTests {
                 // from the full queue), and the socket filled: the sender waits.
                 try await waitOnLoop(loop) {
                     guard let queue = queue(of: slow) else { return false }
-                    return queue.mostProvided == ReceiveQueue.bound && !queue.isArmed
+                    return queue.mostRingSlices == ReceiveQueue.bound && !queue.isArmed
                 }
                 try await waitUntil { fast.descriptor.io.isAwaitingWrite }
                 #expect(written.value < sent.count / 65_536)
-                let mostQueued = try await onLoop(loop) { queue(of: slow)?.mostProvided ?? 0 }
+                let (mostQueued, held) = try await onLoop(loop) { () -> (Int, Int) in
+                    let ring = loop.reactor.completions?.providedBuffers
+                    return (queue(of: slow)?.mostRingSlices ?? 0, (ring?.count ?? 0) - (ring?.ledger.inRingCount ?? 0))
+                }
                 #expect(mostQueued == ReceiveQueue.bound)
                 #expect(ring.inUse <= ReceiveQueue.bound + 1, "the queue and the chunk the reader holds")
+                #expect(held <= ReceiveQueue.bound + 1, "the ring buffers those slices lie in")
                 // Another connection on the same loop still gets ring buffers and its bytes.
                 let echoed = try await onLoop(loop) { () -> [UInt8] in
                     var bytes: [UInt8] = []
@@ -115,7 +115,7 @@ extension ReactorTests {
                 try await writing.value
                 #expect(sameBytes(received, sent))
                 let (mostQueuedAfter, armings) = try await onLoop(loop) {
-                    (queue(of: slow)?.mostProvided ?? 0, queue(of: slow)?.armings ?? 0)
+                    (queue(of: slow)?.mostRingSlices ?? 0, queue(of: slow)?.armings ?? 0)
                 }
                 #expect(mostQueuedAfter <= ReceiveQueue.bound)
                 #expect(armings > 1, "armed again once the reader drained the queue")
@@ -124,43 +124,41 @@ extension ReactorTests {
             }
         }
 
-        @Test("a multishot that finds the ring empty ends; the connection reads on and arms again")
+        @Test("whole-buffer mode: a multishot that finds the ring empty ends; the connection reads on and arms again")
         func ringExhaustionRecovers() async throws {
-            try await URingBackend.$providedBufferCount.withValue(1) {
-                try await withLoop(.uring) { loop in
-                    let ring = try #require(loop.reactor.completions?.providedBuffers)
-                    let (reader, writer) = try UnixStream.pair(on: loop)
-                    let (gate, open) = AsyncStream<Void>.makeStream()
-                    let reading = Task(executorPreference: loop) { () -> ([[UInt8]], Int) in
-                        var iterator = reader.chunks.makeAsyncIterator()
-                        var messages = [Array(try #require(try await iterator.next()))]
-                        // Holds the ring's one buffer while the next message arrives.
-                        for await _ in gate { break }
-                        while let chunk = try await iterator.next() { messages.append(Array(chunk)) }
-                        return (messages, queue(of: reader)?.armings ?? 0)
-                    }
-                    try await onLoop(loop) { try await writer.write(message(1)) }
-                    try await waitUntil { ring.inUse == 1 }
-                    try await onLoop(loop) { try await writer.write(message(2)) }
-                    // ENOBUFS ended the multishot; nothing failed.
-                    try await waitOnLoop(loop) { queue(of: reader)?.isArmed == false }
-                    open.finish()
-                    try await waitUntil { reader.descriptor.io.isAwaitingRead && ring.inUse == 0 }
-                    try await onLoop(loop) { try await writer.write(message(3)) }
-                    try writer.shutdown(.writing)
-                    let (messages, armings) = try await reading.value
-                    #expect(messages == [message(1), message(2), message(3)])
-                    #expect(armings == 2, "armed again after the read that followed ENOBUFS")
-                    #expect(loop.lentBufferCount == 0)
-                    try reader.close()
-                    try writer.close()
+            try await withURingLoop(incremental: false, buffers: 1) { loop in
+                let ring = try #require(loop.reactor.completions?.providedBuffers)
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let (gate, open) = AsyncStream<Void>.makeStream()
+                let reading = Task(executorPreference: loop) { () -> ([[UInt8]], Int) in
+                    var iterator = reader.chunks.makeAsyncIterator()
+                    var messages = [Array(try #require(try await iterator.next()))]
+                    // Holds the ring's one buffer while the next message arrives.
+                    for await _ in gate { break }
+                    while let chunk = try await iterator.next() { messages.append(Array(chunk)) }
+                    return (messages, queue(of: reader)?.armings ?? 0)
                 }
+                try await onLoop(loop) { try await writer.write(message(1)) }
+                try await waitUntil { ring.inUse == 1 }
+                try await onLoop(loop) { try await writer.write(message(2)) }
+                // ENOBUFS ended the multishot; nothing failed.
+                try await waitOnLoop(loop) { queue(of: reader)?.isArmed == false }
+                open.finish()
+                try await waitUntil { reader.descriptor.io.isAwaitingRead && ring.inUse == 0 }
+                try await onLoop(loop) { try await writer.write(message(3)) }
+                try writer.shutdown(.writing)
+                let (messages, armings) = try await reading.value
+                #expect(messages == [message(1), message(2), message(3)])
+                #expect(armings == 2, "armed again after the read that followed ENOBUFS")
+                #expect(loop.lentBufferCount == 0)
+                try reader.close()
+                try writer.close()
             }
         }
 
-        @Test("closing a socket with buffers queued gives them back and releases the socket")
-        func closeReturnsQueuedBuffers() async throws {
-            try await withLoop(.uring) { loop in
+        @Test("closing a socket with buffers queued gives them back and releases the socket", arguments: bufferModes)
+        func closeReturnsQueuedBuffers(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
                 let ring = try #require(loop.reactor.completions?.providedBuffers)
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let peer = writer.descriptor.fileDescriptor.rawValue
@@ -180,7 +178,7 @@ extension ReactorTests {
                 try await waitUntil { ring.inUse == 1 }
                 for index in 1...3 {
                     try await onLoop(loop) { try await writer.write(message(index)) }
-                    try await waitOnLoop(loop) { queue(of: reader)?.providedCount == index }
+                    try await waitOnLoop(loop) { queue(of: reader)?.ringSlices == index }
                 }
                 try await onLoop(loop) { try reader.close() }
                 #expect(ring.inUse == 1, "only the chunk the reader holds")
@@ -196,9 +194,10 @@ extension ReactorTests {
             }
         }
 
-        @Test("a cancel racing the bytes of a waiting next() loses none: they come with the next iterator")
-        func cancelledNextLosesNothing() async throws {
-            try await withLoop(.uring) { loop in
+        @Test("a cancel racing the bytes of a waiting next() loses none: they come with the next iterator",
+              arguments: bufferModes)
+        func cancelledNextLosesNothing(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let peer = writer.descriptor.fileDescriptor.rawValue
                 for round in 0..<100 {
@@ -229,9 +228,9 @@ extension ReactorTests {
             }
         }
 
-        @Test("breaking out keeps the bytes received ahead, outside the ring, for the next read")
-        func breakKeepsReadAhead() async throws {
-            try await withLoop(.uring) { loop in
+        @Test("breaking out keeps the bytes received ahead, outside the ring, for the next read", arguments: bufferModes)
+        func breakKeepsReadAhead(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let sent = patternBytes(100_000)
                 try await onLoop(loop) { try await writer.write(sent) }
@@ -251,9 +250,12 @@ extension ReactorTests {
             }
         }
 
-        @Test("shutting the loop down with a multishot armed and bytes queued ends it and gives every buffer back")
-        func shutdownWithMultishotArmed() async throws {
-            let group = try await EventLoopGroup(loopCount: 1, backend: .uring)
+        @Test("shutting the loop down with a multishot armed and bytes queued ends it and gives every buffer back",
+              arguments: bufferModes)
+        func shutdownWithMultishotArmed(incremental: Bool) async throws {
+            let group = try await URingBackend.$incrementalProvidedBuffers.withValue(incremental) {
+                try await EventLoopGroup(loopCount: 1, backend: .uring)
+            }
             let loop = group.loops[0]
             let (idle, idlePeer) = try UnixStream.pair(on: loop)
             let (busy, busyPeer) = try UnixStream.pair(on: loop)

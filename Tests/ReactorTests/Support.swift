@@ -139,7 +139,8 @@ func isCancellation(_ error: (any Error)?) -> Bool { error is CancellationError 
 /// A counter that tasks on any thread may bump.
 final class Counter: Sendable {
     private let storage = Atomic<Int>(0)
-    func increment() { storage.add(1, ordering: .relaxed) }
+    func increment() { add(1) }
+    func add(_ amount: Int) { storage.add(amount, ordering: .relaxed) }
     var value: Int { storage.load(ordering: .relaxed) }
 }
 
@@ -201,6 +202,11 @@ func patternBytes(_ count: Int) -> [UInt8] {
         }
         initialized = count
     }
+}
+
+/// One message of `size` bytes whose every byte is `index`, truncated.
+func message(_ index: Int, size: Int = 100) -> [UInt8] {
+    [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: size)
 }
 
 /// Whether two byte arrays are equal, compared with `memcmp`.

@@ -8,6 +8,32 @@ import Testing
 /// Whether this kernel runs the io_uring backend, for the suites that need it.
 let uringRuns = BackendKind.availableHere.contains(.uring)
 
+/// Whether this kernel consumes provided buffers incrementally (Linux 6.12).
+let incrementalBuffersRun: Bool = {
+    guard uringRuns, let backend = try? URingBackend(entries: 8, completions: 16) else { return false }
+    defer { backend.close() }
+    return backend.providedBuffers.isIncremental
+}()
+
+/// The ways this kernel consumes provided buffers, as `incremental` arguments: whole
+/// buffers everywhere, and incrementally where the kernel can.
+let bufferModes = incrementalBuffersRun ? [true, false] : [false]
+
+/// Runs `body` with a fresh one-loop group on io_uring, whose provided-buffer ring holds
+/// `buffers` buffers and consumes them incrementally or whole.
+func withURingLoop<Result: Sendable>(
+    incremental: Bool, buffers: Int = URingBackend.providedBufferCount, _ body: (EventLoop) async throws -> Result
+) async throws -> Result {
+    try await URingBackend.$incrementalProvidedBuffers.withValue(incremental) {
+        try await URingBackend.$providedBufferCount.withValue(buffers) {
+            try await withLoop(.uring) { loop in
+                #expect(loop.reactor.completions?.providedBuffers.isIncremental == incremental)
+                return try await body(loop)
+            }
+        }
+    }
+}
+
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct URingTests {
@@ -151,41 +177,39 @@ extension ReactorTests {
             }
         }
 
-        @Test("chunks beyond the provided-buffer ring come from the pool, and the ring recovers")
+        @Test("whole-buffer mode: chunks beyond the provided-buffer ring come from the pool, and the ring recovers")
         func providedBufferExhaustion() async throws {
-            try await URingBackend.$providedBufferCount.withValue(4) {
-                try await withLoop(.uring) { loop in
-                    let ring = try #require(loop.reactor.completions?.providedBuffers)
-                    let pairs = try (0..<8).map { _ in try UnixStream.pair(on: loop) }
-                    for round in 0..<3 {
-                        let (gate, open) = AsyncStream<Void>.makeStream()
-                        let readers = pairs.enumerated().map { index, pair in
-                            Task(executorPreference: loop) { () -> [UInt8] in
-                                var iterator = pair.0.chunks.makeAsyncIterator()
-                                let chunk = try #require(try await iterator.next())
-                                let bytes = Array(chunk)
-                                // Hold the chunk, and its buffer, until every reader has one.
-                                for await _ in gate { break }
-                                return bytes
-                            }
+            try await withURingLoop(incremental: false, buffers: 4) { loop in
+                let ring = try #require(loop.reactor.completions?.providedBuffers)
+                let pairs = try (0..<8).map { _ in try UnixStream.pair(on: loop) }
+                for round in 0..<3 {
+                    let (gate, open) = AsyncStream<Void>.makeStream()
+                    let readers = pairs.enumerated().map { index, pair in
+                        Task(executorPreference: loop) { () -> [UInt8] in
+                            var iterator = pair.0.chunks.makeAsyncIterator()
+                            let chunk = try #require(try await iterator.next())
+                            let bytes = Array(chunk)
+                            // Hold the chunk, and its buffer, until every reader has one.
+                            for await _ in gate { break }
+                            return bytes
                         }
-                        for (index, pair) in pairs.enumerated() {
-                            try await onLoop(loop) { try await pair.1.write([UInt8(index), UInt8(round)]) }
-                        }
-                        try await waitUntil { loop.lentBufferCount == pairs.count }
-                        // The ring lends its four; the other reads met ENOBUFS and took pool buffers.
-                        #expect(ring.inUse == ring.count)
-                        #expect(loop.buffers.lentCount == pairs.count - ring.count)
-                        open.finish()
-                        for (index, reader) in readers.enumerated() {
-                            #expect(try await reader.value == [UInt8(index), UInt8(round)])
-                        }
-                        #expect(loop.lentBufferCount == 0)
                     }
-                    for pair in pairs {
-                        try pair.0.close()
-                        try pair.1.close()
+                    for (index, pair) in pairs.enumerated() {
+                        try await onLoop(loop) { try await pair.1.write([UInt8(index), UInt8(round)]) }
                     }
+                    try await waitUntil { loop.lentBufferCount == pairs.count }
+                    // The ring lends its four; the other reads met ENOBUFS and took pool buffers.
+                    #expect(ring.inUse == ring.count)
+                    #expect(loop.buffers.lentCount == pairs.count - ring.count)
+                    open.finish()
+                    for (index, reader) in readers.enumerated() {
+                        #expect(try await reader.value == [UInt8(index), UInt8(round)])
+                    }
+                    #expect(loop.lentBufferCount == 0)
+                }
+                for pair in pairs {
+                    try pair.0.close()
+                    try pair.1.close()
                 }
             }
         }

@@ -174,6 +174,8 @@ extern const uint32_t CREACTOR_IORING_ENTER_GETEVENTS;
 extern const uint32_t CREACTOR_IORING_SQ_CQ_OVERFLOW;
 extern const uint32_t CREACTOR_IORING_CQE_F_MORE;
 extern const uint32_t CREACTOR_IORING_CQE_F_BUFFER;
+extern const uint32_t CREACTOR_IORING_CQE_F_BUF_MORE;
+extern const uint16_t CREACTOR_IOU_PBUF_RING_INC;
 extern const uint32_t CREACTOR_IORING_POLL_ADD_MULTI;
 extern const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ANY;
 extern const uint32_t CREACTOR_IORING_ASYNC_CANCEL_ALL;
@@ -204,11 +206,17 @@ typedef struct {
 } creactor_buffer_entry;
 
 /// Registers `entries` (a power of two, page-aligned memory) as provided-buffer ring
-/// `group` of the ring `fd`. Returns 0, or a negative errno.
-int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group);
+/// `group` of the ring `fd`, with `flags` (`IOU_PBUF_RING_*`). Returns 0, or a negative
+/// errno (`EINVAL` for a flag the kernel does not know).
+int creactor_uring_register_buffer_ring(int fd, creactor_buffer_entry *entries, uint32_t count, uint16_t group,
+                                        uint16_t flags);
 
 /// Unregisters provided-buffer ring `group`. Returns 0, or a negative errno.
 int creactor_uring_unregister_buffer_ring(int fd, uint16_t group);
+
+/// The head of provided-buffer ring `group`: where the kernel picks its next buffer
+/// (`IORING_REGISTER_PBUF_STATUS`, Linux 6.8). Returns it, or a negative errno.
+int creactor_uring_buffer_ring_head(int fd, uint16_t group);
 
 /// Publishes a provided-buffer ring's new tail, after the entries it covers.
 static inline void creactor_publish_buffer_tail(creactor_buffer_entry *entries, uint16_t tail) {

@@ -45,14 +45,23 @@ struct Completion {
     var result: Int32
     /// The completion's `IORING_CQE_F_*` flags.
     var flags: UInt32 = 0
+    /// Where the bytes start in ``providedBuffer``: past what earlier completions took of
+    /// it, when the ring consumes its buffers incrementally; 0 otherwise.
+    var bufferOffset: UInt32 = 0
 
     var more: Bool { flags & CREACTOR_IORING_CQE_F_MORE != 0 }
 
-    /// The provided buffer the kernel filled, if it picked one.
+    /// The provided buffer the kernel put the bytes in, if it picked one. A completion
+    /// handed to its operation names one only if it brought bytes (see
+    /// `ProvidedBuffers.take(from:)`).
     var providedBuffer: UInt16? {
         guard flags & CREACTOR_IORING_CQE_F_BUFFER != 0 else { return nil }
         return UInt16(truncatingIfNeeded: flags >> CREACTOR_IORING_CQE_BUFFER_SHIFT)
     }
+
+    /// Whether the kernel keeps ``providedBuffer`` in the ring for the bytes that come
+    /// next (`IORING_CQE_F_BUF_MORE`, incremental consumption only).
+    var bufferHasMore: Bool { flags & CREACTOR_IORING_CQE_F_BUF_MORE != 0 }
 }
 
 /// Names an operation in flight: a slot of the loop's operation table and the
@@ -102,8 +111,8 @@ protocol CompletionBackend: ReactorBackend {
     /// The buffers reads may select from.
     var providedBuffers: ProvidedBuffers { get }
 
-    /// Hands a provided buffer back to the kernel: at once on the loop thread, with the
-    /// next wait from any other.
+    /// Hands back a slice of a provided buffer, which goes back to the kernel once nothing
+    /// uses it: at once on the loop thread, with the next wait from any other.
     func recycle(_ buffer: UInt16)
 
     /// Loop thread: hands over the completions the last ``ReactorBackend/wait(into:timeout:)``

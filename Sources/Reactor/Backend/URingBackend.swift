@@ -57,7 +57,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         ring = try URing(entries: entries, completions: completions)
         wakeFD = try valueOrErrno { creactor_eventfd() }
         do {
-            providedBuffers = try ProvidedBuffers(ring: ring.descriptor, count: Self.providedBufferCount)
+            providedBuffers = try ProvidedBuffers(
+                ring: ring.descriptor, count: Self.providedBufferCount, incremental: Self.incrementalProvidedBuffers)
         } catch {
             closeDescriptor(wakeFD)
             throw error
@@ -225,7 +226,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         // Entries queued since the last wait (closes, which nobody awaits) still reach the
         // kernel, or their descriptors would stay open.
         if ring.unsubmitted > 0 { try? ring.enter(waitingFor: 0, timeout: nil) }
-        providedBuffers.unregister(ring: ring.descriptor)
+        providedBuffers.unregister()
         closeDescriptor(wakeFD)
         ring.close()
     }
@@ -339,9 +340,10 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             let more = completion.flags & CREACTOR_IORING_CQE_F_MORE != 0
             switch UserData.kind(completion.user_data) {
             case .operation:
-                let done = Completion(
+                var done = Completion(
                     operation: UserData.operationID(completion.user_data), result: completion.res, flags: completion.flags)
-                if let buffer = done.providedBuffer { providedBuffers.take(buffer) }
+                // In queue order: that is the order the kernel filled each buffer in.
+                providedBuffers.take(from: &done)
                 completed.append(done)
             case .poll:
                 let token = UserData.token(completion.user_data)
@@ -375,7 +377,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     static let isSupported: Bool = {
         do {
             let ring = try URing(entries: 8, completions: 0)
-            _ = try ProvidedBuffers(ring: ring.descriptor, count: 1)
+            _ = try ProvidedBuffers(ring: ring.descriptor, count: 1, incremental: false)
             return true
         } catch {
             return false
@@ -384,6 +386,10 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
 
     /// How many provided buffers a ring registers; tests make it small.
     @TaskLocal static var providedBufferCount = 128
+
+    /// Whether a ring asks for incremental consumption of its provided buffers, which
+    /// kernels before 6.12 refuse; tests turn it off to run the whole-buffer mode here.
+    @TaskLocal static var incrementalProvidedBuffers = true
 
     /// Set by tests, for the task that creates a loop, to make the setup fail as on a
     /// kernel that refuses io_uring.

@@ -16,8 +16,9 @@ import SystemPackage
 /// 1. idle: nothing armed. A reader that finds the queue empty arms the multishot
 ///    (``arm(for:)``), which holds the descriptor's reading claim and counts as an
 ///    operation on it, and waits on the descriptor's reader ``Waiter``.
-/// 2. armed: each completion queues the provided buffer the kernel filled and wakes the
-///    reader. End-of-stream and errors are queued behind the bytes, as the end.
+/// 2. armed: each completion queues the slice of ring memory the kernel filled (a whole
+///    provided buffer, or on Linux 6.12 the part of one that this receive took) and wakes
+///    the reader. End-of-stream and errors are queued behind the bytes, as the end.
 /// 3. the multishot ends with a completion without `IORING_CQE_F_MORE`: at
 ///    end-of-stream, on an error, when the provided ring ran dry (`ENOBUFS`: the next
 ///    reader reads into a pool buffer once, then arms again), when the kernel chose to,
@@ -31,24 +32,27 @@ import SystemPackage
 ///
 /// No byte the kernel received is lost. When the iteration ends, the bytes queued, and
 /// those that arrive until the multishot's last completion, are copied out of the ring,
-/// whose buffers go back at once, and stay queued for the next iterator or read
+/// whose slices go back at once, and stay queued for the next iterator or read
 /// (``copyQueued(into:)``). A close or a shutdown drops them, and gives everything back.
 final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     // `@unchecked Sendable`: every field is touched on the loop's thread only, except by
     // `descriptorClosed()`, which hands the discarding to the loop, and `deinit`, which
     // runs when nothing else can reach the queue.
 
-    /// The most provided buffers one descriptor's queue holds: 4, that is 256 KiB, more
-    /// than a socket's default send buffer (208 KiB), so that a reader that keeps up never
-    /// stops the multishot; and at most a 32nd of the loop's ring (128), so that slow
-    /// readers cannot starve the loop's other connections before its ring runs dry.
+    /// The most slices of ring memory one descriptor's queue holds: 4. A slice is what one
+    /// completion brought, up to a whole buffer (64 KiB), so a streaming sender gets up to
+    /// 256 KiB ahead, more than a socket's default send buffer (208 KiB), and a reader that
+    /// keeps up never stops the multishot. Each slice lies in one buffer and keeps it from
+    /// the kernel until it comes back, so a queue holds at most 4 buffers, a 32nd of the
+    /// loop's ring (128): slow readers cannot starve the loop's other connections before
+    /// its ring runs dry, whether a buffer holds one message or a thousand.
     ///
-    /// The multishot is cancelled once the queue holds this many; buffers the kernel
+    /// The multishot is cancelled once the queue holds this many; slices the kernel
     /// filled before the cancel took effect are copied out and given back to the ring at
-    /// once, so the bound holds for the ring's buffers.
+    /// once, so the bound holds for the ring's memory.
     static let bound = 4
 
-    /// Bytes waiting for the reader, in a buffer the queue holds.
+    /// Bytes waiting for the reader, in a slice of ring memory or a copy the queue holds.
     struct Entry {
         let buffer: LentBuffer
         var start: UnsafeMutableRawPointer
@@ -56,10 +60,10 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     }
 
     private var entries = Deque<Entry>()
-    /// Provided buffers in `entries`: at most ``bound``.
-    private(set) var providedCount = 0
-    /// The most provided buffers `entries` ever held (for tests).
-    private(set) var mostProvided = 0
+    /// Slices of ring memory in `entries`: at most ``bound``.
+    private(set) var ringSlices = 0
+    /// The most slices of ring memory `entries` ever held (for tests).
+    private(set) var mostRingSlices = 0
     /// How the stream ended, behind the entries: 0 at end-of-stream, or a negated errno.
     private var end: Int32?
     /// The last multishot ended because the ring ran dry.
@@ -97,7 +101,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     /// Whether a multishot receive is in flight.
     var isArmed: Bool { armed != nil }
 
-    /// Lends the oldest bytes queued to `lease`: a provided buffer as it is; bytes the
+    /// Lends the oldest bytes queued to `lease`: a slice of ring memory as it is; bytes the
     /// queue copied out of the ring are the queue's own, and copied again into a pool
     /// buffer. Returns their count, or nil if nothing is queued.
     func lend(to lease: BufferLease) -> Int? {
@@ -113,7 +117,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     /// Takes the oldest bytes queued.
     private func take() -> Entry? {
         guard let entry = entries.popFirst() else { return nil }
-        if case .provided = entry.buffer { providedCount -= 1 }
+        if case .provided = entry.buffer { ringSlices -= 1 }
         return entry
     }
 
@@ -161,7 +165,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
             entries[index] = copy(entries[index].start, count: entries[index].count)
             loop.giveBack(.provided(id))
         }
-        providedCount = 0
+        ringSlices = 0
         return true
     }
 
@@ -201,8 +205,8 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         return copied
     }
 
-    /// Gives every queued buffer back, once the descriptor is closed: at once on the
-    /// loop's thread, with the loop's next jobs from any other.
+    /// Gives everything queued back, once the descriptor is closed: at once on the loop's
+    /// thread, with the loop's next jobs from any other.
     func descriptorClosed() {
         if loop.isCurrent {
             discardQueued()
@@ -216,13 +220,16 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         let gone = snapshot.isClosed || snapshot.isShutDown
         let result = completion.result
         if result > 0 {
-            guard let id = completion.providedBuffer else {
+            guard let id = completion.providedBuffer, let ring = loop.reactor.completions?.providedBuffers else {
                 preconditionFailure("a multishot receive completed without a provided buffer")
             }
-            if gone { loop.giveBack(.provided(id)) } else { queue(id, count: Int(result), more: completion.more) }
+            if gone {
+                loop.giveBack(.provided(id))
+            } else {
+                queue(id, at: ring.bytes(of: completion), count: Int(result), more: completion.more)
+            }
         } else {
-            // End-of-stream may come with a buffer it did not fill.
-            if let id = completion.providedBuffer { loop.giveBack(.provided(id)) }
+            // No buffer: the backend settles one that a completion without bytes names.
             switch -result {
             case 0: end = 0
             case ENOBUFS: ranDry = true
@@ -235,22 +242,18 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         io.reader.notify()
     }
 
-    /// Queues provided buffer `id`, or a copy of it beyond the bound or once the
-    /// iteration ended; reaching the bound stops the multishot.
-    private func queue(_ id: UInt16, count: Int, more: Bool) {
-        guard let ring = loop.reactor.completions?.providedBuffers else {
-            preconditionFailure("a provided buffer without a provided-buffer ring")
-        }
-        let bytes = ring.pointer(id)
-        guard owner != nil, providedCount < Self.bound else {
+    /// Queues the slice of provided buffer `id` at `bytes`, or a copy of it beyond the
+    /// bound or once the iteration ended; reaching the bound stops the multishot.
+    private func queue(_ id: UInt16, at bytes: UnsafeMutableRawPointer, count: Int, more: Bool) {
+        guard owner != nil, ringSlices < Self.bound else {
             entries.append(copy(bytes, count: count))
             loop.giveBack(.provided(id))
             return
         }
         entries.append(Entry(buffer: .provided(id), start: bytes, count: count))
-        providedCount += 1
-        mostProvided = max(mostProvided, providedCount)
-        if providedCount == Self.bound && more { stop() }
+        ringSlices += 1
+        mostRingSlices = max(mostRingSlices, ringSlices)
+        if ringSlices == Self.bound && more { stop() }
     }
 
     /// An entry with a copy of `count` bytes at `bytes`.

@@ -17,14 +17,15 @@ import SystemPackage
 /// chunk costs no allocation; making an iterator costs one.
 ///
 /// On io_uring, a socket's iterator arms one multishot receive without a buffer: each
-/// time bytes arrive, the kernel fills a 64 KiB buffer of the loop's provided-buffer ring,
-/// and the chunk waits in the connection's queue until `next()` takes it, with no
-/// submission and no suspension. A stream of messages costs one submission. Up to 4 ring
-/// buffers queue per connection; a slow reader's receive is cancelled there, so that its
-/// sender waits and the loop's other connections keep their buffers, and armed again once
-/// the reader has taken them. When the ring runs dry, one read takes a pool buffer and
-/// the receive is armed again. A pipe's iterator submits one read per chunk, into a ring
-/// buffer, or a pool buffer when the ring is empty.
+/// time bytes arrive, the kernel puts them in the loop's ring of 64 KiB provided buffers
+/// (from Linux 6.12 many small receives share one buffer; before, each takes a whole
+/// one), and the chunk waits in the connection's queue until `next()` takes it, with no
+/// submission and no suspension. A stream of messages costs one submission. Up to 4
+/// chunks of ring memory queue per connection; a slow reader's receive is cancelled there,
+/// so that its sender waits and the loop's other connections keep their buffers, and armed
+/// again once the reader has taken them. When the ring runs dry, one read takes a pool
+/// buffer and the receive is armed again. A pipe's iterator submits one read per chunk,
+/// into the ring, or a pool buffer when the ring is empty.
 ///
 /// When the iteration ends before the stream does (it threw, or was dropped), its receive
 /// is cancelled; a throwing `next()` returns only once the kernel ended it. Bytes received
@@ -174,10 +175,10 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                 if count == 0 { lease.giveBack() }
                 return count
             }
+            // Only a completion that brought bytes names a buffer.
             guard let id = completion.providedBuffer, let buffers = source.eventLoop.reactor.completions?.providedBuffers
             else { return Int(completion.result) }
-            lease.adopt(.provided(id), at: buffers.pointer(id))
-            if completion.result == 0 { lease.giveBack() }
+            lease.adopt(.provided(id), at: buffers.bytes(of: completion))
             return Int(completion.result)
         }
 
