@@ -4,16 +4,18 @@ import Testing
 
 extension ReactorTests {
     @Suite(.timeLimit(.minutes(1))) struct TCPServerTests {
-        @Test("one listener per loop shares the port; each connection is served on the loop that accepted it", arguments: BackendKind.availableHere)
+        @Test("one listener per loop shares the port; each connection is served on the loop that accepted it, with TCP_NODELAY", arguments: BackendKind.availableHere)
         func listenerPerLoop(backend: BackendKind) async throws {
             try await withEventLoopGroup(loopCount: 2, backend: backend) { servers in
                 try await withEventLoopGroup(loopCount: 1, backend: backend) { clients in
                     // Per connection: the loop its handler ran on, and whether that is the
                     // connection's own loop.
                     let served = Recorder<(ObjectIdentifier, Bool)>()
+                    let noDelay = Recorder<Bool>()
                     let server = try TCPServer(bindingTo: .ipv4(127, 0, 0, 1, port: 0), on: servers.loops) { connection in
                         let loop = try #require(EventLoop.current)
                         served.append((ObjectIdentifier(loop), connection.eventLoop === loop))
+                        noDelay.append(try connection.option(.noDelay))
                         try await EchoServer.handle(connection)
                     }
                     #expect(server.address.port != 0)
@@ -32,6 +34,7 @@ extension ReactorTests {
                     #expect(try await server.shutdown(gracePeriod: .seconds(10)))
                     #expect(served.elements.count == 64)
                     #expect(served.elements.allSatisfy { $0.1 })
+                    #expect(noDelay.elements.count == 64 && noDelay.elements.allSatisfy { $0 }, "inherited from the listener")
                     #expect(Set(served.elements.map(\.0)) == Set(servers.loops.map(ObjectIdentifier.init)))
                 }
             }

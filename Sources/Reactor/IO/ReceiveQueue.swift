@@ -90,8 +90,6 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         self.io = io
         self.descriptor = descriptor
         self.loop = loop
-        // Room for the bound and a burst beyond it, so that steady state never grows it.
-        entries.reserveCapacity(4 * Self.bound)
     }
 
     deinit {

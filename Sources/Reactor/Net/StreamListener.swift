@@ -11,8 +11,10 @@ import SystemPackage
 /// Besides ``accept(on:)``, every listener offers ``connections`` (an `AsyncSequence`)
 /// and ``serve(on:maxConnections:_:)``, which runs a handler per connection.
 public protocol StreamListener: Socket {
-    /// The streams this listener accepts.
-    associatedtype Connection: StreamSocket
+    /// The streams this listener accepts. A class: a handler for them then takes one in
+    /// the same form whether it is generic or not, and needs no conversion thunk, whose
+    /// frame a waiting connection's task would hold.
+    associatedtype Connection: StreamSocket, AnyObject
 
     /// Waits for the next connection and registers it on `loop` (by default the
     /// listener's own loop).
