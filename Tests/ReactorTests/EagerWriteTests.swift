@@ -1,3 +1,4 @@
+import CReactor
 import Testing
 
 @testable import Reactor
@@ -10,19 +11,46 @@ extension ReactorTests {
             try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.inlineCompletions ?? -1 }
         }
 
-        @Test("a write on a loop with nothing else to run completes inside its submission")
-        func writeCompletesInline() async throws {
+        /// Entries with `opcode` the loop's io_uring backend queued so far.
+        private static func submissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {
+            try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.submissions(of: opcode) ?? -1 }
+        }
+
+        @Test("a stream write on a loop with nothing else to run is written at once, without a submission")
+        func streamWriteIsDirect() async throws {
             try await withLoop(.uring) { loop in
                 let pipe = try Pipe(on: loop)
-                let before = try await Self.inlineCompletions(on: loop)
+                let before = try await Self.submissions(of: CREACTOR_IORING_OP_WRITE, on: loop)
                 try await onLoop(loop) {
                     for index in 0..<50 { try await pipe.writer.write([UInt8(index)]) }
                 }
-                #expect(try await Self.inlineCompletions(on: loop) - before == 50)
+                #expect(try await Self.submissions(of: CREACTOR_IORING_OP_WRITE, on: loop) == before)
                 let received = try await onLoop(loop) { try await pipe.reader.read(upTo: 64) }
                 #expect(received == (0..<50).map { UInt8($0) })
                 try pipe.reader.close()
                 try pipe.writer.close()
+            }
+        }
+
+        @Test("a datagram sent on a loop with nothing else to run completes inside its submission")
+        func datagramCompletesInline() async throws {
+            try await withLoop(.uring) { loop in
+                let sender = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
+                let receiver = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
+                let destination = try receiver.localAddress
+                let before = try await Self.inlineCompletions(on: loop)
+                try await onLoop(loop) {
+                    for index in 0..<20 { try await sender.send([UInt8(index)], to: destination) }
+                }
+                #expect(try await Self.inlineCompletions(on: loop) - before == 20)
+                let received = try await onLoop(loop) {
+                    var bytes: [UInt8] = []
+                    for _ in 0..<20 { bytes += try await receiver.receive(upTo: 8).bytes }
+                    return bytes
+                }
+                #expect(received == (0..<20).map { UInt8($0) })
+                try sender.close()
+                try receiver.close()
             }
         }
 

@@ -189,6 +189,27 @@ public final class AsyncFD: Sendable {
         }
     }
 
+    /// One try of `attempt` now, whatever the readiness says and without waiting: nil if
+    /// it would block. For a completion backend's loop, where a syscall made at once can
+    /// cost less than a submission and its completion.
+    ///
+    /// - Throws: ``IOError`` naming `name` and `address`; ``ReactorError/closed`` or
+    ///   ``ReactorError/loopShutDown`` if the descriptor can no longer be used.
+    func attemptNow<Result>(
+        as name: IOError.Operation, address: SocketAddress?, _ attempt: (CInt) throws(Errno) -> Result
+    ) throws -> Result? {
+        let snapshot = io.beginOperation()
+        defer { endOperation() }
+        if let error = Self.unusable(snapshot) { throw error }
+        do throws(Errno) {
+            return try attempt(io.descriptor)
+        } catch .wouldBlock {
+            return nil
+        } catch {
+            throw IOError(name, error, address: address)
+        }
+    }
+
     nonisolated(nonsending) private func ready(_ interest: Interest) async throws -> ReadinessEvent {
         while true {
             let snapshot = io.snapshot()

@@ -96,6 +96,15 @@ extension AsyncFD {
         while written < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
             if runsCompletions {
+                // With no other job to add to the loop's next submission, a write(2) now
+                // costs less than a submission and its completion. The ring takes the
+                // write when the stream is full, or when others would share the submission.
+                if !eventLoop.hasQueuedJobs, !io.isAwaitingWrite, let sent = try attemptNow(
+                    as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, rest) } })
+                {
+                    written += sent
+                    continue
+                }
                 written += try await complete(kind.writeOperation(io.descriptor, rest), reading: false, as: name, address: peer)
                 continue
             }
