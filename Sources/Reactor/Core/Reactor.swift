@@ -19,9 +19,12 @@ final class Reactor: @unchecked Sendable {
     private let registrations = Locked(Registrations())
     /// Loop thread only (`@unchecked Sendable` covers these three): the batch buffer,
     /// the turn counter that stamps readiness, and the operations in flight.
-    private var events: [BackendEvent] = []
-    private var tick: UInt32 = 0
-    private var operations = OperationTable()
+    // `@exclusivity(unchecked)`: no access to one of these calls out to code that could
+    // reach it again while it lasts (a completion's receiver only enqueues, or talks to
+    // the backend), so the runtime's check on every access only costs.
+    @exclusivity(unchecked) private var events: [BackendEvent] = []
+    @exclusivity(unchecked) private var tick: UInt32 = 0
+    @exclusivity(unchecked) private var operations = OperationTable()
 
     init(backend: any ReactorBackend) {
         self.backend = backend

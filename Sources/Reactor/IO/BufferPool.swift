@@ -23,7 +23,8 @@ final class BufferPool {
     // ---- loop thread only ----
     /// Returned buffers, bound to `UInt8`. Its capacity is reserved up front, so keeping a
     /// buffer never grows the array.
-    private var free: [UnsafeMutableRawPointer] = []
+    // `@exclusivity(unchecked)`: loop thread only, and each access is one push or pop.
+    @exclusivity(unchecked) private var free: [UnsafeMutableRawPointer] = []
 
     private let lent = Atomic<Int>(0)
 

@@ -59,7 +59,9 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         var count: Int
     }
 
-    private var entries = Deque<Entry>()
+    // `@exclusivity(unchecked)`: loop thread only, and nothing an access calls reaches
+    // the queue again; the runtime's check of that only costs.
+    @exclusivity(unchecked) private var entries = Deque<Entry>()
     /// Slices of ring memory in `entries`: at most ``bound``.
     private(set) var ringSlices = 0
     /// The most slices of ring memory `entries` ever held (for tests).

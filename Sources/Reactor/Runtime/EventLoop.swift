@@ -45,8 +45,10 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     let name: String
 
     // ---- loop thread only ----
-    private var runQueue = Deque<RunItem>()
-    var timers: LoopTimers
+    // `@exclusivity(unchecked)`: a job or a timer runs after its access to the queue or
+    // the wheel ended, so no access overlaps another; the runtime's check only costs.
+    @exclusivity(unchecked) private var runQueue = Deque<RunItem>()
+    @exclusivity(unchecked) var timers: LoopTimers
     private var isStopped = false
 
     /// Creates a loop on a new thread.
