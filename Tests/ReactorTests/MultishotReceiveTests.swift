@@ -200,28 +200,14 @@ extension ReactorTests {
             try await withURingLoop(incremental: incremental) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let peer = writer.descriptor.fileDescriptor.rawValue
-                for round in 0..<100 {
-                    let byte = UInt8(truncatingIfNeeded: round)
-                    let reading = Task(executorPreference: loop) { () -> [UInt8]? in
+                // Each read is the first chunk of a new iterator.
+                try await expectCancelRacingByteLosesNothing(
+                    rounds: 100, on: loop, isWaiting: { reader.descriptor.io.isAwaitingRead },
+                    write: { byte in withUnsafeBytes(of: byte) { Glibc.send(peer, $0.baseAddress, 1, CInt(MSG_NOSIGNAL)) } },
+                    read: {
                         var iterator = reader.chunks.makeAsyncIterator()
                         return try await iterator.next().map { Array($0) }
-                    }
-                    if round % 2 == 0 { try await waitUntil { reader.descriptor.io.isAwaitingRead } }
-                    var one = byte
-                    #expect(Glibc.send(peer, &one, 1, CInt(MSG_NOSIGNAL)) == 1)
-                    reading.cancel()
-                    switch await reading.result {
-                    case .success(let bytes):
-                        #expect(bytes == [byte])
-                    case .failure(let error):
-                        #expect(error is CancellationError)
-                        let next = try await onLoop(loop) { () -> [UInt8]? in
-                            var iterator = reader.chunks.makeAsyncIterator()
-                            return try await iterator.next().map { Array($0) }
-                        }
-                        #expect(next == [byte])
-                    }
-                }
+                    })
                 #expect(loop.lentBufferCount == 0)
                 try reader.close()
                 try writer.close()

@@ -38,18 +38,24 @@ private func readToEnd(_ stream: UnixStream, on loop: EventLoop, counting receiv
     }
 }
 
-/// Takes the first chunk of `stream` on `loop`, counts it into `taken`, and holds it until
-/// `gate` finishes; returns its bytes, read only then.
+/// Has `peer` send `bytes` to `stream`, whose first chunk a task on `loop` takes and holds
+/// until `gate` finishes; returns that task once it took the chunk. The task returns the
+/// chunk's bytes, read only when it lets go of them.
 private func holdFirstChunk(
-    of stream: UnixStream, on loop: EventLoop, counting taken: Counter, until gate: AsyncStream<Void>
-) -> Task<[UInt8], any Error> {
-    Task(executorPreference: loop) {
+    of stream: UnixStream, sentBy peer: UnixStream, _ bytes: [UInt8], on loop: EventLoop,
+    until gate: AsyncStream<Void>
+) async throws -> Task<[UInt8], any Error> {
+    let taken = Counter()
+    let holding = Task(executorPreference: loop) {
         var iterator = stream.chunks.makeAsyncIterator()
         let chunk = try #require(try await iterator.next())
         taken.increment()
         for await _ in gate { break }
         return Array(chunk)
     }
+    try await onLoop(loop) { try await peer.write(bytes) }
+    try await waitUntil { taken.value == 1 }
+    return holding
 }
 
 extension ReactorTests {
@@ -100,15 +106,10 @@ extension ReactorTests {
                 let (first, firstPeer) = try UnixStream.pair(on: loop)
                 let (second, secondPeer) = try UnixStream.pair(on: loop)
                 let (filler, fillerPeer) = try UnixStream.pair(on: loop)
-                let taken = Counter()
                 let (firstGate, openFirst) = AsyncStream<Void>.makeStream()
                 let (secondGate, openSecond) = AsyncStream<Void>.makeStream()
-                let holdingFirst = holdFirstChunk(of: first, on: loop, counting: taken, until: firstGate)
-                try await onLoop(loop) { try await firstPeer.write(message(1)) }
-                try await waitUntil { taken.value == 1 }
-                let holdingSecond = holdFirstChunk(of: second, on: loop, counting: taken, until: secondGate)
-                try await onLoop(loop) { try await secondPeer.write(message(2)) }
-                try await waitUntil { taken.value == 2 }
+                let holdingFirst = try await holdFirstChunk(of: first, sentBy: firstPeer, message(1), on: loop, until: firstGate)
+                let holdingSecond = try await holdFirstChunk(of: second, sentBy: secondPeer, message(2), on: loop, until: secondGate)
                 #expect(try await account(of: 0, on: loop) == (2, true), "two slices of the buffer at the ring's head")
                 #expect(try await buffersInRing(of: loop) == 2)
                 // A third connection's bytes fill the rest of buffer 0, which leaves the ring.
@@ -137,11 +138,9 @@ extension ReactorTests {
             try await withURingLoop(incremental: true, buffers: 1) { loop in
                 let (holder, holderPeer) = try UnixStream.pair(on: loop)
                 let (reader, writer) = try UnixStream.pair(on: loop)
-                let (taken, received) = (Counter(), Counter())
+                let received = Counter()
                 let (gate, open) = AsyncStream<Void>.makeStream()
-                let holding = holdFirstChunk(of: holder, on: loop, counting: taken, until: gate)
-                try await onLoop(loop) { try await holderPeer.write(message(1)) }
-                try await waitUntil { taken.value == 1 }
+                let holding = try await holdFirstChunk(of: holder, sentBy: holderPeer, message(1), on: loop, until: gate)
                 let reading = readToEnd(reader, on: loop, counting: received)
                 let fill = patternBytes(ProvidedBuffers.bufferSize - 100)
                 try await onLoop(loop) { try await writer.write(fill) }

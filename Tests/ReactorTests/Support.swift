@@ -125,6 +125,31 @@ func waitUntil(
     }
 }
 
+/// Races a cancel against one byte, `rounds` times: starts `read` in a task on `loop`,
+/// lets every other round's read reach its wait (`isWaiting`), writes the round's byte
+/// with `write` (which returns what the syscall did), and cancels the read. Expects the
+/// read to return the byte, or to throw `CancellationError` and the next read to return
+/// it: no byte is lost either way.
+func expectCancelRacingByteLosesNothing(
+    rounds: Int, on loop: EventLoop, isWaiting: () -> Bool, write: (UInt8) -> Int,
+    read: @escaping @Sendable () async throws -> [UInt8]?
+) async throws {
+    for round in 0..<rounds {
+        let byte = UInt8(truncatingIfNeeded: round)
+        let reading = Task(executorPreference: loop) { try await read() }
+        if round % 2 == 0 { try await waitUntil(isWaiting) }
+        #expect(write(byte) == 1)
+        reading.cancel()
+        switch await reading.result {
+        case .success(let bytes):
+            #expect(bytes == [byte])
+        case .failure(let error):
+            #expect(error is CancellationError)
+            #expect(try await onLoop(loop) { try await read() } == [byte])
+        }
+    }
+}
+
 /// Both ends of a `socketpair(AF_UNIX, SOCK_STREAM)`, non-blocking and close-on-exec.
 func makeSocketPair() throws -> (CInt, CInt) {
     var ends: [CInt] = [-1, -1]

@@ -65,21 +65,10 @@ extension ReactorTests {
             try await withLoop(.uring) { loop in
                 let pipe = try Pipe(on: loop)
                 let writer = pipe.writer.sink.fileDescriptor.rawValue
-                for round in 0..<200 {
-                    let byte = UInt8(truncatingIfNeeded: round)
-                    let reading = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 8) }
-                    if round % 2 == 0 { try await waitUntil { pipe.reader.source.io.isAwaitingRead } }
-                    var one = byte
-                    #expect(Glibc.write(writer, &one, 1) == 1)
-                    reading.cancel()
-                    switch await reading.result {
-                    case .success(let bytes):
-                        #expect(bytes == [byte])
-                    case .failure(let error):
-                        #expect(error is CancellationError)
-                        #expect(try await onLoop(loop) { try await pipe.reader.read(upTo: 8) } == [byte])
-                    }
-                }
+                try await expectCancelRacingByteLosesNothing(
+                    rounds: 200, on: loop, isWaiting: { pipe.reader.source.io.isAwaitingRead },
+                    write: { byte in withUnsafeBytes(of: byte) { Glibc.write(writer, $0.baseAddress, 1) } },
+                    read: { try await pipe.reader.read(upTo: 8) })
                 try pipe.reader.close()
                 try pipe.writer.close()
             }

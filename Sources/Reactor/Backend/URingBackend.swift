@@ -370,11 +370,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// A multishot poll the kernel ended (its completion lacked `F_MORE`) is armed again,
     /// unless it was removed meanwhile.
     private func rearm(_ token: Token) {
-        requests.withLock { requests in
-            guard let fd = requests.polled[token] else { return }
-            requests.list.append(.poll(fd, token))
-            hasRequests.store(true, ordering: .releasing)
-        }
+        request { requests in requests.polled[token].map { .poll($0, token) } }
     }
 
     /// Whether this kernel sets up a ring with everything the backend uses for this

@@ -52,13 +52,13 @@ final class ScheduledIO: Sendable {
         var isShutDown: Bool { word & ScheduledIO.shutDownBit != 0 }
     }
 
-    /// - Parameter readiness: what to assume before the first event. Assuming a
-    ///   direction ready costs at most one `EAGAIN`, and may save a turn.
     /// The reactor that registered the descriptor; nil for tests' own. Not retained: only
     /// a cancellation that reaches ``cancelOperation(reading:)`` uses it, while a task
     /// waits in that reactor's ``Reactor/complete(_:on:reading:eagerly:)``.
     private unowned(unsafe) let reactor: Reactor?
 
+    /// - Parameter readiness: what to assume before the first event. Assuming a
+    ///   direction ready costs at most one `EAGAIN`, and may save a turn.
     init(descriptor: CInt, token: Token, readiness: Readiness, reactor: Reactor?) {
         self.descriptor = descriptor
         self.token = token

@@ -19,11 +19,12 @@ extension AsyncFD {
     var runsCompletions: Bool { eventLoop.runsCompletions }
 
     /// Runs `operation` to its completion and returns its count. See
-    /// ``completion(of:reading:as:address:)``.
+    /// ``completion(of:reading:atOnce:as:address:)``.
     nonisolated(nonsending) func complete(
-        _ operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
+        _ operation: CompletionOperation, reading: Bool, atOnce: Bool = true, as name: IOError.Operation,
+        address: SocketAddress?
     ) async throws -> Int {
-        Int(try await completion(of: operation, reading: reading, as: name, address: address).result)
+        Int(try await completion(of: operation, reading: reading, atOnce: atOnce, as: name, address: address).result)
     }
 
     /// Runs `operation` to its completion and returns it, its result not negative.
@@ -32,24 +33,30 @@ extension AsyncFD {
     /// when it is cancelled (DESIGN §3.9). A result that arrives although the task was
     /// cancelled is returned: the bytes it moved are not lost.
     ///
+    /// - Parameter atOnce: whether a writing operation may go to the kernel at once when
+    ///   no other job would add to the loop's next submission. False for a caller that has
+    ///   just found the descriptor unable to take it (`EAGAIN`): the kernel would only
+    ///   park it, and the submission would cost a syscall for nothing.
     /// - Throws: ``IOError`` naming `name` and `address` with the operation's errno;
     ///   `CancellationError` if it was cancelled in time; ``ReactorError/closed`` or
     ///   ``ReactorError/loopShutDown`` if that is what cancelled it; ``ReactorError/busy``.
     // Never inlined, for the reason `perform` gives.
     @inline(never)
     nonisolated(nonsending) func completion(
-        of operation: CompletionOperation, reading: Bool, as name: IOError.Operation, address: SocketAddress?
+        of operation: CompletionOperation, reading: Bool, atOnce: Bool = true, as name: IOError.Operation,
+        address: SocketAddress?
     ) async throws -> Completion {
         let snapshot = io.beginOperation()
         defer { endOperation() }
         if let error = Self.unusable(snapshot) { throw error }
         while true {
             try Task.checkCancellation()
-            // A write is handed to the kernel at once when no other job would add to the
-            // loop's next submission: most writes then complete inside that call, and the
-            // task goes on without waiting for the loop's turn. Reads wait for the turn,
-            // since they rarely find their bytes already there.
-            let eagerly = !reading && !eventLoop.hasQueuedJobs
+            // A writing operation (a datagram, a connect) is handed to the kernel at once
+            // when no other job would add to the loop's next submission: most then
+            // complete inside that call, and the task goes on without waiting for the
+            // loop's turn. Reads wait for the turn, since they rarely find their bytes
+            // already there.
+            let eagerly = atOnce && !reading && !eventLoop.hasQueuedJobs
             let completion = try await eventLoop.reactor.complete(operation, on: io, reading: reading, eagerly: eagerly)
             if completion.result >= 0 { return completion }
             switch Errno(rawValue: -completion.result) {

@@ -98,14 +98,16 @@ extension AsyncFD {
             if runsCompletions {
                 // With no other job to add to the loop's next submission, a write(2) now
                 // costs less than a submission and its completion. The ring takes the
-                // write when the stream is full, or when others would share the submission.
+                // write when the stream is full, or when others would share the submission:
+                // either way not at once, which would find it full again or go early.
                 if !eventLoop.hasQueuedJobs, !io.isAwaitingWrite, let sent = try attemptNow(
                     as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, rest) } })
                 {
                     written += sent
                     continue
                 }
-                written += try await complete(kind.writeOperation(io.descriptor, rest), reading: false, as: name, address: peer)
+                written += try await complete(
+                    kind.writeOperation(io.descriptor, rest), reading: false, atOnce: false, as: name, address: peer)
                 continue
             }
             written += try await perform(.writable, as: name, address: peer, drained: { $0 < rest.count }) { (fd) throws(Errno) in

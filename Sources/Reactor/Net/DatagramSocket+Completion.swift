@@ -38,7 +38,7 @@ extension AsyncFD {
     /// completion operation on the descriptor's loop (`sendmsg(2)` with `MSG_NOSIGNAL`),
     /// which does not wait for room: `EAGAIN` is the caller's to wait out.
     ///
-    /// - Throws: as ``completion(of:reading:as:address:)``, naming `.send` and `destination`.
+    /// - Throws: as ``completion(of:reading:atOnce:as:address:)``, naming `.send` and `destination`.
     func sendCompleting(_ bytes: UnsafeRawBufferPointer, to destination: SocketAddress?) async throws {
         try await messageHeaders.withMessage(sending: true) { message in
             message.prepare(UnsafeMutableRawBufferPointer(mutating: bytes), destination: destination, receiving: false)
@@ -55,7 +55,7 @@ extension AsyncFD {
     /// Receives one datagram into `buffer` as a completion operation on the descriptor's
     /// loop (`recvmsg(2)`), with its sender and whether it was cut to fit.
     ///
-    /// - Throws: as ``completion(of:reading:as:address:)``, naming `.receive`.
+    /// - Throws: as ``completion(of:reading:atOnce:as:address:)``, naming `.receive`.
     func receiveCompleting(into buffer: UnsafeMutableRawBufferPointer) async throws -> ReceivedDatagram {
         try await messageHeaders.withMessage(sending: false) { message in
             message.prepare(buffer, destination: nil, receiving: true)
