@@ -12,9 +12,9 @@ import SystemPackage
 /// `io_uring_enter`. Only the loop thread touches the ring; requests from other threads
 /// (arming, removing, cancelling) wait in a locked list that the next wait submits.
 final class URingBackend: CompletionBackend, @unchecked Sendable {
-    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `deferred`, `started`,
-    // `inlineCompletions` and `submitted` are touched only on the loop thread; `requests`
-    // is locked; the rest is immutable.
+    // `@unchecked Sendable`: `ring`, `taken`, `completed`, `handingOver`, `deferred`,
+    // `started`, `inlineCompletions` and `submitted` are touched only on the loop thread;
+    // `requests` is locked; the rest is immutable.
     //
     // `@exclusivity(unchecked)`: loop thread only, and no access to one of these calls
     // out to code that could reach it again while it lasts. The runtime's check of that,
@@ -28,6 +28,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     private let hasRequests = Atomic<Bool>(false)
     @exclusivity(unchecked) private var taken: [Request] = []
     @exclusivity(unchecked) private var completed: [Completion] = []
+    @exclusivity(unchecked) private var handingOver: [Completion] = []
     /// Readiness drained while a full submission queue was flushed, for the next wait.
     @exclusivity(unchecked) private var deferred: [BackendEvent] = []
     private var started = false
@@ -69,6 +70,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             throw error
         }
         completed.reserveCapacity(1024)
+        handingOver.reserveCapacity(1024)
         taken.reserveCapacity(64)
     }
 
@@ -188,8 +190,12 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     }
 
     func takeCompletions(_ body: (Completion) -> Void) {
-        for completion in completed { body(completion) }
-        completed.removeAll(keepingCapacity: true)
+        // Handed over from a list of their own: a receiver that submits may find the
+        // submission queue full, whose flush collects completions into `completed`, for
+        // the next turn.
+        swap(&completed, &handingOver)
+        for completion in handingOver { body(completion) }
+        handingOver.removeAll(keepingCapacity: true)
     }
 
     // MARK: Waiting

@@ -6,12 +6,22 @@
 /// late cancellation handler names nothing once its operation has ended.
 struct OperationTable: ~Copyable {
     /// Who an operation's completions go to.
-    private enum Receiver {
+    enum Receiver {
         case none
         /// The task that waits for the one completion.
         case task(UnsafeContinuation<Completion, Never>)
-        /// A multishot operation's owner, which takes every completion.
+        /// An owner that takes every completion: of a multishot operation, or of one the
+        /// task that started it did not wait for.
         case sink(any CompletionSink)
+
+        /// Hands `completion` over: resumes the task, or calls the sink.
+        func deliver(_ completion: Completion) {
+            switch self {
+            case .none: break
+            case .task(let continuation): continuation.resume(returning: completion)
+            case .sink(let sink): sink.receive(completion)
+            }
+        }
     }
 
     private var receivers: [Receiver] = []
@@ -55,12 +65,15 @@ struct OperationTable: ~Copyable {
         receivers[id.index] = .sink(sink)
     }
 
-    /// Hands a completion to its receiver, and frees the slot after the operation's last.
-    /// A completion for a slot that was freed since (it cannot happen: an operation
-    /// ends once) is ignored.
-    mutating func complete(_ completion: Completion) {
+    /// The receiver of `completion`; the slot is freed after the operation's last. A
+    /// completion for a slot that was freed since (it cannot happen: an operation ends
+    /// once) has none.
+    ///
+    /// The caller delivers it once this access to the table has ended: a sink may start
+    /// another operation.
+    mutating func receiver(of completion: Completion) -> Receiver {
         let id = completion.operation
-        guard id.index < receivers.count, generations[id.index] == id.generation else { return }
+        guard id.index < receivers.count, generations[id.index] == id.generation else { return .none }
         let receiver = receivers[id.index]
         if !completion.more {
             receivers[id.index] = .none
@@ -68,15 +81,12 @@ struct OperationTable: ~Copyable {
             free.append(id.index)
             inFlight -= 1
         }
-        switch receiver {
-        case .none: break
-        case .task(let continuation): continuation.resume(returning: completion)
-        case .sink(let sink): sink.receive(completion)
-        }
+        return receiver
     }
 }
 
-/// Takes the completions of a multishot operation, on the loop thread.
+/// Takes the completions of an operation no task waits for (a multishot one, or a
+/// write-behind), on the loop thread.
 protocol CompletionSink: AnyObject {
     /// One completion; ``Completion/more`` is false for the operation's last.
     func receive(_ completion: Completion)

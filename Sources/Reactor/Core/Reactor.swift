@@ -79,7 +79,7 @@ final class Reactor: @unchecked Sendable {
         var count = events.count
         if !events.isEmpty { dispatch(events) }
         completions?.takeCompletions { completion in
-            operations.complete(completion)
+            operations.receiver(of: completion).deliver(completion)
             count += 1
         }
         return count
@@ -137,6 +137,18 @@ final class Reactor: @unchecked Sendable {
         _ operation: CompletionOperation, on io: ScheduledIO, sink: any CompletionSink
     ) throws(ReactorError) -> OperationID {
         let (completions, id) = try claim(io, reading: true)
+        operations.attach(sink, to: id)
+        completions.submit(operation, as: id)
+        return id
+    }
+
+    /// Loop thread only, on a completion backend: starts `operation`, which claims no
+    /// direction of its descriptor, and sends its completions to `sink`.
+    ///
+    /// - Returns: the operation's ID, which the sink may cancel.
+    func start(_ operation: CompletionOperation, sink: any CompletionSink) -> OperationID {
+        guard let completions else { preconditionFailure("not a completion backend") }
+        let id = operations.reserve()
         operations.attach(sink, to: id)
         completions.submit(operation, as: id)
         return id

@@ -1,4 +1,5 @@
 import Synchronization
+import SystemPackage
 
 /// The reactor's state for one registered descriptor: what it is ready for, who waits
 /// on it, and whether it may still be used.
@@ -33,6 +34,15 @@ final class ScheduledIO: Sendable {
     private let readOperation = Atomic<UInt64>(0)
     private let writeOperation = Atomic<UInt64>(0)
     private static let claimed: UInt64 = 1 << 63
+    /// The descriptor's write-behind (see ``WriteBehind``), visible to writers on every
+    /// thread: `| failure: 32 | shutdown: 2 | pending: 1 |`. The failure is the errno of
+    /// the first write-behind that failed, and stays; the shutdown is a `how` of
+    /// `shutdown(2)`, plus one, that waits for the pending write.
+    private let behind = Atomic<UInt64>(0)
+    private static let behindPending: UInt64 = 1
+    private static let behindShutdownShift: UInt64 = 1
+    private static let behindShutdownMask: UInt64 = 3 << 1
+    private static let behindFailureShift: UInt64 = 32
 
     private static let tickShift: UInt64 = 8
     private static let tickMask: UInt64 = 0xFFFF_FFFF << 8
@@ -171,6 +181,68 @@ final class ScheduledIO: Sendable {
         ] where word != 0 {
             body(OperationID(rawValue: word & ~Self.claimed))
         }
+    }
+
+    // MARK: Write-behind
+
+    /// Whether a write-behind is pending, or one failed: the one load a write makes to
+    /// learn that it may go ahead.
+    var hasWriteBehind: Bool { behind.load(ordering: .acquiring) != 0 }
+
+    /// Whether a write-behind is pending: its bytes are not all with the kernel yet.
+    /// Sequentially consistent, as ``close(shutDown:)`` is: either the closer sees the
+    /// write pending, or the writer sees the close.
+    var isWritingBehind: Bool { behind.load(ordering: .sequentiallyConsistent) & Self.behindPending != 0 }
+
+    /// The errno of the first write-behind that failed.
+    var writeBehindFailure: Errno? {
+        let failure = behind.load(ordering: .acquiring) >> Self.behindFailureShift
+        return failure == 0 ? nil : Errno(rawValue: CInt(failure))
+    }
+
+    /// Marks a write-behind pending. Returns false if the descriptor was closed or the
+    /// loop shut down meanwhile: the mark is taken back, and nothing may start.
+    func beginWriteBehind() -> Bool {
+        behind.bitwiseOr(Self.behindPending, ordering: .sequentiallyConsistent)
+        let snapshot = snapshotAfterClaim()
+        guard snapshot.isClosed || snapshot.isShutDown else { return true }
+        behind.bitwiseAnd(~Self.behindPending, ordering: .sequentiallyConsistent)
+        return false
+    }
+
+    /// Ends the pending write-behind, recording `failure` unless an earlier one is.
+    /// Returns the `how` of a ``deferShutdown(_:)`` that waited for it.
+    func endWriteBehind(failure: Errno?) -> CInt? {
+        var current = behind.load(ordering: .relaxed)
+        while true {
+            var desired = current & ~(Self.behindPending | Self.behindShutdownMask)
+            if let failure, current >> Self.behindFailureShift == 0 {
+                desired |= UInt64(UInt32(bitPattern: failure.rawValue)) << Self.behindFailureShift
+            }
+            let (done, seen) = behind.compareExchange(
+                expected: current, desired: desired, ordering: .sequentiallyConsistent)
+            if done {
+                let shutdown = (current & Self.behindShutdownMask) >> Self.behindShutdownShift
+                return shutdown == 0 ? nil : CInt(shutdown) - 1
+            }
+            current = seen
+        }
+    }
+
+    /// Leaves `shutdown(2)` with `how` to the end of the pending write-behind, if one is
+    /// pending. Returns false if none is: the caller shuts down now. Of two deferred,
+    /// the wider (`SHUT_RDWR` over `SHUT_WR`) wins.
+    func deferShutdown(_ how: CInt) -> Bool {
+        var current = behind.load(ordering: .relaxed)
+        while current & Self.behindPending != 0 {
+            let wanted = UInt64(how + 1) << Self.behindShutdownShift
+            let desired = current & ~Self.behindShutdownMask | max(current & Self.behindShutdownMask, wanted)
+            let (done, seen) = behind.compareExchange(
+                expected: current, desired: desired, ordering: .sequentiallyConsistent)
+            if done { return true }
+            current = seen
+        }
+        return false
     }
 
     /// Applies `change` atomically, and claims the release of the descriptor if the new

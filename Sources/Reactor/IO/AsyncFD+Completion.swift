@@ -78,9 +78,9 @@ extension AsyncFD {
     }
 }
 
-extension AsyncFD {
-    /// Closes the descriptor once nothing uses it any more: closed, deregistered, and no
-    /// operation in flight (``ScheduledIO`` grants that to exactly one caller).
+extension EventLoop {
+    /// Closes `io`'s descriptor once nothing uses it any more: closed, deregistered, and
+    /// no operation in flight (``ScheduledIO`` grants that to exactly one caller).
     ///
     /// On the loop's own thread, a completion backend queues the close for the loop's
     /// next wait, which saves the syscall. The number stays taken until then, so nothing
@@ -90,13 +90,13 @@ extension AsyncFD {
     /// not matter. The close's result is dropped: Linux frees the descriptor whatever it
     /// says. After shutdown the backend is gone, and `close(2)` runs instead; the
     /// backend closes on this thread, only once every registration is marked shut down.
-    func release() throws(Errno) {
-        if runsCompletions, !io.snapshot().isShutDown, let completions = eventLoop.reactor.completions {
+    func release(_ io: ScheduledIO) throws(Errno) {
+        if runsCompletions, !io.snapshot().isShutDown, let completions = reactor.completions {
             completions.submitUnawaited(.close(io.descriptor))
             return
         }
         do {
-            try fileDescriptor.close()
+            try FileDescriptor(rawValue: io.descriptor).close()
         } catch let error as Errno {
             throw error
         } catch {

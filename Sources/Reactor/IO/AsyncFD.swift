@@ -33,6 +33,10 @@ public final class AsyncFD: Sendable {
     /// Loop thread only: the headers of the datagram operations that ran as completions
     /// on this descriptor, once one did (see ``MessageHeaders``).
     nonisolated(unsafe) var messages: MessageHeaders?
+    /// Loop thread only: the stream writes the loop finishes after their writer went on,
+    /// on io_uring, once one did. Read elsewhere only after ``ScheduledIO/isWritingBehind``
+    /// was seen set, which the loop sets after it stored this.
+    nonisolated(unsafe) var writeBehind: WriteBehind?
 
     /// Registers `fileDescriptor`, which must be non-blocking, and takes ownership of it.
     ///
@@ -127,6 +131,7 @@ public final class AsyncFD: Sendable {
     public func close() throws {
         io.close()
         eventLoop.reactor.cancelOperations(on: io)
+        if io.isWritingBehind, let writeBehind { writeBehind.expire(after: WriteBehind.linger) }
         completionSink?.descriptorClosed()
         var failure: IOError?
         do {
@@ -136,7 +141,7 @@ public final class AsyncFD: Sendable {
         }
         if io.deregistered() {
             do throws(Errno) {
-                try release()
+                try eventLoop.release(io)
             } catch {
                 failure = failure ?? IOError(.close, error)
             }
@@ -164,6 +169,7 @@ public final class AsyncFD: Sendable {
         _ attempt: (CInt) throws(Errno) -> Result
     ) async throws -> Result {
         while true {
+            if interest == .writable, io.hasWriteBehind { try await settleWriteBehind(as: name, address: address) }
             let snapshot = io.beginOperation()
             if let error = Self.unusable(snapshot) {
                 endOperation()
@@ -210,6 +216,18 @@ public final class AsyncFD: Sendable {
         }
     }
 
+    /// Waits until no write-behind is pending, and throws the error of one that failed.
+    ///
+    /// - Throws: ``IOError`` naming `name`, `address` and the failed write's errno;
+    ///   `CancellationError`; ``ReactorError/closed``, ``ReactorError/loopShutDown``.
+    nonisolated(nonsending) func settleWriteBehind(as name: IOError.Operation, address: SocketAddress?) async throws {
+        while io.isWritingBehind {
+            if let error = Self.unusable(io.snapshot()) { throw error }
+            try await io.writer.park()
+        }
+        if let failure = io.writeBehindFailure { throw IOError(name, failure, address: address) }
+    }
+
     nonisolated(nonsending) private func ready(_ interest: Interest) async throws -> ReadinessEvent {
         while true {
             let snapshot = io.snapshot()
@@ -236,6 +254,6 @@ public final class AsyncFD: Sendable {
 
     /// Counts an operation out, and closes the descriptor if ``close()`` left that to it.
     func endOperation() {
-        if io.endOperation() { try? release() }
+        if io.endOperation() { try? eventLoop.release(io) }
     }
 }

@@ -103,6 +103,11 @@ public struct PipeWriter: Sendable {
 
     /// Writes all of `bytes`, waiting whenever the pipe is full.
     ///
+    /// On io_uring, a short write may return before its bytes reach the pipe, and the
+    /// next write waits for them, as for a socket's
+    /// ``StreamSocket/write(_:)-(UnsafeRawBufferPointer)``; an error they meet is thrown
+    /// by every later write.
+    ///
     /// - Throws: ``IOError`` with operation `.write` (`Errno.brokenPipe` once the reader
     ///   is gone); `CancellationError`, ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``, ``ReactorError/busy``. When it throws, a prefix of

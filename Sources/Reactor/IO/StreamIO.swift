@@ -96,15 +96,24 @@ extension AsyncFD {
         while written < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
             if runsCompletions {
+                if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
                 // With no other job to add to the loop's next submission, a write(2) now
                 // costs less than a submission and its completion. The ring takes the
                 // write when the stream is full, or when others would share the submission:
                 // either way not at once, which would find it full again or go early.
-                if !eventLoop.hasQueuedJobs, !io.isAwaitingWrite, let sent = try attemptNow(
+                let idle = !eventLoop.hasQueuedJobs
+                if idle, !io.isAwaitingWrite, let sent = try attemptNow(
                     as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, rest) } })
                 {
                     written += sent
                     continue
+                }
+                // Sharing the submission, a short write goes behind its writer.
+                if !idle, !io.isAwaitingWrite, WriteBehind.takes(rest.count, on: eventLoop) {
+                    let behind = writeBehind ?? WriteBehind(io: io, loop: eventLoop, kind: kind)
+                    writeBehind = behind
+                    guard behind.start(rest) else { throw Self.unusable(io.snapshot()) ?? ReactorError.closed }
+                    return
                 }
                 written += try await complete(
                     kind.writeOperation(io.descriptor, rest), reading: false, atOnce: false, as: name, address: peer)

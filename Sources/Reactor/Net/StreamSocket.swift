@@ -82,6 +82,15 @@ extension StreamSocket {
     /// Writes all of `bytes`, waiting whenever the socket's send buffer is full.
     /// The corresponding C function is `send(2)` with `MSG_NOSIGNAL`.
     ///
+    /// On io_uring, called on the socket's loop while that loop has other work queued, a
+    /// write of up to 16 KiB may return before its bytes reach the kernel: the loop
+    /// copies them and sends them with its next submission, as `send(2)` copies into the
+    /// socket's buffer, and the caller goes on without waiting for that turn. Until they
+    /// are sent, the next write on the socket waits, and a ``shutdown(_:)`` of the
+    /// writing side follows them. An error the kernel reports for them is thrown by every
+    /// later write. Closing the socket lets them go out as long as the peer takes them
+    /// within 30 seconds, as the socket's own buffer drains after `close(2)`.
+    ///
     /// - Throws: ``IOError`` with operation `.send` and the peer's address
     ///   (`Errno.brokenPipe`, `Errno.connectionReset`); `CancellationError`,
     ///   ``ReactorError/closed``, ``ReactorError/loopShutDown``, ``ReactorError/busy``.
@@ -138,6 +147,10 @@ extension StreamSocket {
     ///
     /// On io_uring too this is the `shutdown(2)` syscall, not a queued operation: it runs
     /// when called, after every write the caller has awaited, and its error is thrown here.
+    /// The one exception is a shutdown of the writing side while the loop still sends
+    /// a write that returned before its bytes reached the kernel (see
+    /// ``write(_:)-(UnsafeRawBufferPointer)``): it runs once they have, and an error it
+    /// meets is not reported (the peer is gone, which the next read or write says).
     ///
     /// - Throws: ``IOError`` with operation `.shutdown` (`Errno.notConnected` if the peer
     ///   is already gone).
@@ -150,7 +163,9 @@ extension StreamSocket {
             }
         // Not an io_uring SHUTDOWN: queued for the loop's next wait, its error (ENOTCONN)
         // could only be thrown by an async call, and this one is synchronous. A write the
-        // caller awaited has had its final completion, so the syscall cannot overtake it.
+        // caller awaited has had its final completion, so the syscall cannot overtake it;
+        // one that went behind the caller takes the shutdown of its side along.
+        if how != CInt(SHUT_RD), descriptor.io.deferShutdown(how) { return }
         do {
             _ = try valueOrErrno { shutdownSocket(descriptor.fileDescriptor.rawValue, how) }
         } catch {
