@@ -11,6 +11,8 @@ typedef void (*creactor_swift_handler)(void *__attribute__((swift_context))) __a
 extern void *swift_task_addCancellationHandler(creactor_swift_handler handler, void *context)
     __attribute__((swiftcall));
 extern void swift_task_removeCancellationHandler(void *record) __attribute__((swiftcall));
+extern void *swift_task_getCurrent(void) __attribute__((swiftcall));
+extern _Bool swift_task_isCancelled(void *task) __attribute__((swiftcall));
 
 __attribute__((swiftcall))
 static void creactor_cancellation_fired(void *__attribute__((swift_context)) context) {
@@ -23,6 +25,11 @@ void *creactor_task_add_cancellation(void *context) {
 
 void creactor_task_remove_cancellation(void *record) {
     swift_task_removeCancellationHandler(record);
+}
+
+bool creactor_task_is_cancelled(void) {
+    void *task = swift_task_getCurrent();
+    return task && swift_task_isCancelled(task);
 }
 
 #include <netdb.h>

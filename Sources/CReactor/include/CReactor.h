@@ -3,6 +3,7 @@
 #ifndef CREACTOR_H
 #define CREACTOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __linux__
@@ -300,6 +301,10 @@ void *creactor_task_add_cancellation(void *context);
 
 /// Removes the record `creactor_task_add_cancellation` returned: the task's innermost.
 void creactor_task_remove_cancellation(void *record);
+
+/// Whether the current task is cancelled; false outside a task. `Task.isCancelled`
+/// without its retain and release of the task.
+bool creactor_task_is_cancelled(void);
 
 /// What a fired record calls; Reactor defines it.
 void creactor_task_cancelled(void *context);

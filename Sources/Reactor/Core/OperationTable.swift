@@ -74,13 +74,13 @@ struct OperationTable: ~Copyable {
     mutating func receiver(of completion: Completion) -> Receiver {
         let id = completion.operation
         guard id.index < receivers.count, generations[id.index] == id.generation else { return .none }
-        let receiver = receivers[id.index]
-        if !completion.more {
-            receivers[id.index] = .none
-            generations[id.index] &+= 1
-            free.append(id.index)
-            inFlight -= 1
-        }
+        guard !completion.more else { return receivers[id.index] }
+        // Moved out, not copied: no retain of the receiver and release of the slot's.
+        var receiver = Receiver.none
+        swap(&receiver, &receivers[id.index])
+        generations[id.index] &+= 1
+        free.append(id.index)
+        inFlight -= 1
         return receiver
     }
 }

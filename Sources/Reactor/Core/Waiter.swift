@@ -1,3 +1,4 @@
+import CReactor
 import Synchronization
 
 /// One parked task: its continuation, and the atomic word that decides who resumes it.
@@ -106,7 +107,7 @@ final class Waiter: @unchecked Sendable {
                 arm()
                 // A record installed on an already-cancelled task fired before the
                 // continuation existed and found nothing to cancel: check once more.
-                if Task.isCancelled { cancel(generation: parked) }
+                if creactor_task_is_cancelled() { cancel(generation: parked) }
             }
         }
     }

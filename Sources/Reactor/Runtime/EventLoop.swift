@@ -149,8 +149,14 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     }
 
     private func run(_ item: RunItem) {
-        let owner = item.stoppedOwner?.takeRetainedValue() ?? self
-        switch item.work {
+        // Not `?? self`, which would retain the loop for every job.
+        guard let stoppedOwner = item.stoppedOwner else { return run(item.work, as: self) }
+        run(item.work, as: stoppedOwner.takeRetainedValue())
+    }
+
+    /// Runs `work` on this thread, on the executors of `owner`.
+    private func run(_ work: RunItem.Work, as owner: EventLoop) {
+        switch work {
         case .task(let job):
             job.runSynchronously(on: owner.taskExecutorReference)
         case .actor(let job):
