@@ -169,13 +169,21 @@ public final class AsyncFD: Sendable {
         _ attempt: (CInt) throws(Errno) -> Result
     ) async throws -> Result {
         while true {
-            if interest == .writable, io.hasWriteBehind { try await settleWriteBehind(as: name, address: address) }
             let snapshot = io.beginOperation()
             if let error = Self.unusable(snapshot) {
                 endOperation()
                 throw error
             }
-            if !snapshot.readiness.isDisjoint(with: interest.wakeMask) {
+            // A pending write-behind (io_uring) holds writes back as a full stream does, and
+            // its end wakes them; one that failed fails them. Not a wait of its own: each
+            // await here would deepen every parked connection's frames.
+            let behind = interest == .writable && io.hasWriteBehind
+            let heldBack = behind && io.isWritingBehind
+            if behind, !heldBack, let failure = io.writeBehindFailure {
+                endOperation()
+                throw IOError(name, failure, address: address)
+            }
+            if !heldBack, !snapshot.readiness.isDisjoint(with: interest.wakeMask) {
                 do throws(Errno) {
                     let result = try attempt(io.descriptor)
                     if drained(result) { io.clear(interest.readiness, ifUnchangedSince: snapshot) }

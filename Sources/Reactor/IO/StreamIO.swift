@@ -96,33 +96,42 @@ extension AsyncFD {
         while written < bytes.count {
             let rest = UnsafeRawBufferPointer(rebasing: bytes[written...])
             if runsCompletions {
-                if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
-                // With no other job to add to the loop's next submission, a write(2) now
-                // costs less than a submission and its completion. The ring takes the
-                // write when the stream is full, or when others would share the submission:
-                // either way not at once, which would find it full again or go early.
-                let idle = !eventLoop.hasQueuedJobs
-                if idle, !io.isAwaitingWrite, let sent = try attemptNow(
-                    as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, rest) } })
-                {
-                    written += sent
-                    continue
-                }
-                // Sharing the submission, a short write goes behind its writer.
-                if !idle, !io.isAwaitingWrite, WriteBehind.takes(rest.count, on: eventLoop) {
-                    let behind = writeBehind ?? WriteBehind(io: io, loop: eventLoop, kind: kind)
-                    writeBehind = behind
-                    guard behind.start(rest) else { throw Self.unusable(io.snapshot()) ?? ReactorError.closed }
-                    return
-                }
-                written += try await complete(
-                    kind.writeOperation(io.descriptor, rest), reading: false, atOnce: false, as: name, address: peer)
+                written += try await writeSome(rest, kind, as: name, peer: peer)
                 continue
             }
             written += try await perform(.writable, as: name, address: peer, drained: { $0 < rest.count }) { (fd) throws(Errno) in
                 try valueOrErrno { kind.write(fd, rest) }
             }
         }
+    }
+
+    /// On a completion backend's own loop: writes a prefix of `bytes`, and returns its
+    /// count; all of them if they went behind the writer (``WriteBehind``).
+    // Never inlined, for the reason `perform` gives: its waits are for io_uring alone.
+    @inline(never)
+    nonisolated(nonsending) private func writeSome(
+        _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation, peer: SocketAddress?
+    ) async throws -> Int {
+        if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
+        // With no other job to add to the loop's next submission, a write(2) now costs
+        // less than a submission and its completion. The ring takes the write when the
+        // stream is full, or when others would share the submission: either way not at
+        // once, which would find it full again or go early.
+        let idle = !eventLoop.hasQueuedJobs
+        if idle, !io.isAwaitingWrite, let sent = try attemptNow(
+            as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, bytes) } })
+        {
+            return sent
+        }
+        // Sharing the submission, a short write goes behind its writer.
+        if !idle, !io.isAwaitingWrite, WriteBehind.takes(bytes.count, on: eventLoop) {
+            let behind = writeBehind ?? WriteBehind(io: io, loop: eventLoop, kind: kind)
+            writeBehind = behind
+            guard behind.start(bytes) else { throw Self.unusable(io.snapshot()) ?? ReactorError.closed }
+            return bytes.count
+        }
+        return try await complete(
+            kind.writeOperation(io.descriptor, bytes), reading: false, atOnce: false, as: name, address: peer)
     }
 
     /// Writes all of a collection of bytes; one that is not contiguous is copied first.
