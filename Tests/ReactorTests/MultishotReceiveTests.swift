@@ -27,17 +27,27 @@ private func waitOnLoop(
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct MultishotReceiveTests {
-        @Test("a stream of messages arrives in order, all of it, through one receive submission", arguments: bufferModes)
-        func oneArmingForManyMessages(incremental: Bool) async throws {
+        @Test("a stream of messages arrives in order, all of it, through one receive submission, lent to chunks or copied by plain reads",
+              arguments: bufferModes, [false, true])
+        func oneArmingForManyMessages(incremental: Bool, plainReads: Bool) async throws {
             try await withURingLoop(incremental: incremental) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
                 let count = 300
                 let received = Counter()
                 let reading = Task(executorPreference: loop) { () -> ([UInt8], Int) in
                     var bytes: [UInt8] = []
-                    for try await chunk in reader.chunks {
-                        bytes.append(contentsOf: chunk)
-                        for _ in chunk { received.increment() }
+                    if plainReads {
+                        // Smaller than a message: most reads find bytes queued.
+                        var buffer = [UInt8](repeating: 0, count: 64)
+                        while case let count = try await reader.read(into: &buffer), count > 0 {
+                            bytes += buffer[..<count]
+                            received.add(count)
+                        }
+                    } else {
+                        for try await chunk in reader.chunks {
+                            bytes.append(contentsOf: chunk)
+                            received.add(chunk.count)
+                        }
                     }
                     return (bytes, queue(of: reader)?.armings ?? 0)
                 }
@@ -52,6 +62,25 @@ extension ReactorTests {
                 #expect(bytes == (0..<count).flatMap { message($0) })
                 #expect(armings == 1, "one submission received every message")
                 #expect(loop.lentBufferCount == 0)
+                try reader.close()
+                try writer.close()
+            }
+        }
+
+        @Test("a cancel racing the bytes of a waiting plain read loses none: the next read has them",
+              arguments: bufferModes)
+        func cancelledPlainReadLosesNothing(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let peer = writer.descriptor.fileDescriptor.rawValue
+                try await expectCancelRacingByteLosesNothing(
+                    rounds: 100, on: loop, isWaiting: { reader.descriptor.io.reader.isWaiting },
+                    write: { byte in withUnsafeBytes(of: byte) { Glibc.send(peer, $0.baseAddress, 1, CInt(MSG_NOSIGNAL)) } },
+                    read: {
+                        var buffer: [UInt8] = [0]
+                        return try await reader.read(into: &buffer) == 1 ? buffer : nil
+                    })
+                #expect(try await onLoop(loop) { queue(of: reader)?.armings } == 1)
                 try reader.close()
                 try writer.close()
             }

@@ -26,6 +26,9 @@ import SystemPackage
 ///    closed meanwhile is released only then (DESIGN §3.9). The next reader that
 ///    finds the queue empty arms again.
 ///
+/// Plain reads (`read(into:)` on a stream socket) arm it too (``armForReads()``) and copy
+/// what it queued into their buffers; no iteration ends that one.
+///
 /// A cancel comes from: the bound (below); the end of the iteration that armed it
 /// (``stop(for:)``: the iterator threw or was dropped); ``AsyncFD/close()``; the loop's
 /// shutdown.
@@ -139,6 +142,19 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     /// - Throws: ``ReactorError/busy`` if another read is in flight; ``ReactorError/closed``,
     ///   ``ReactorError/loopShutDown``.
     func arm(for lease: BufferLease) throws(ReactorError) {
+        try arm(owner: ObjectIdentifier(lease))
+    }
+
+    /// Starts a multishot receive for the socket's plain reads (`read(into:)`), which
+    /// copy what it queued. No iteration ends it: it runs until the bound, the stream's
+    /// end, an error, or the close.
+    ///
+    /// - Throws: as ``arm(for:)``.
+    func armForReads() throws(ReactorError) {
+        try arm(owner: ObjectIdentifier(self))
+    }
+
+    private func arm(owner: ObjectIdentifier) throws(ReactorError) {
         _ = io.beginOperation()
         do {
             armed = try loop.reactor.startMultishot(.receiveMultishot(io.descriptor), on: io, sink: self)
@@ -146,7 +162,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
             endOperation()
             throw error
         }
-        owner = ObjectIdentifier(lease)
+        self.owner = owner
         armings += 1
     }
 

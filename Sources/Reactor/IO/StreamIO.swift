@@ -55,7 +55,9 @@ enum StreamKind {
 /// On a readiness backend, a short read or write proves the stream drained or full for
 /// now, so the readiness is cleared at once and the next call waits for an event
 /// instead of paying `EAGAIN`. On a completion backend, called on the descriptor's own
-/// loop, each read or write is one operation the loop submits with its next wait.
+/// loop, a stream socket's reads copy what its one multishot receive queued, a pipe's
+/// are one operation each, and a write is a syscall, an operation the loop submits with
+/// its next wait, or a write-behind (see `writeSome`).
 extension AsyncFD {
     /// Reads at most `buffer.count` bytes, waiting until at least one is available.
     /// Returns 0 at end-of-stream.
@@ -63,16 +65,39 @@ extension AsyncFD {
         into buffer: UnsafeMutableRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
         peer: SocketAddress? = nil
     ) async throws -> Int {
-        if runsCompletions {
-            // Bytes a multishot receive queued for `chunks` come before the socket's.
-            if let queue = completionSink as? ReceiveQueue, let queued = await queue.copyQueued(into: buffer) {
+        if runsCompletions { return try await readSome(completing: buffer, kind, as: name, peer: peer) }
+        return try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
+            try valueOrErrno { kind.read(fd, buffer) }
+        }
+    }
+
+    /// On a completion backend's own loop: reads at most `buffer.count` bytes.
+    ///
+    /// A stream socket reads through its ``ReceiveQueue``: one multishot receive, armed
+    /// by the first read, brings the bytes into provided buffers, and each read copies
+    /// what is queued, with no submission and, when bytes are there, no suspension. A
+    /// pipe (or a kernel that refuses multishot receive) submits one read per call,
+    /// after what an earlier multishot queued.
+    // Never inlined, for the reason `perform` gives: its waits are for io_uring alone.
+    @inline(never)
+    nonisolated(nonsending) private func readSome(
+        completing buffer: UnsafeMutableRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation,
+        peer: SocketAddress?
+    ) async throws -> Int {
+        let queue = kind == .socket && !ReceiveQueue.isRefused.load(ordering: .relaxed)
+            ? receiveQueue : completionSink as? ReceiveQueue
+        while true {
+            if let error = Self.unusable(io.snapshot()) { throw error }
+            if let queue, let queued = await queue.copyQueued(into: buffer) {
                 guard queued < 0 else { return queued }
                 throw IOError(name, Errno(rawValue: CInt(-queued)), address: peer)
             }
-            return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
-        }
-        return try await perform(.readable, as: name, address: peer, drained: { $0 > 0 && $0 < buffer.count }) { (fd) throws(Errno) in
-            try valueOrErrno { kind.read(fd, buffer) }
+            // After the ring ran dry, one read brings its own buffer before the next arming.
+            guard let queue, !queue.takeRanDry(), !ReceiveQueue.isRefused.load(ordering: .relaxed) else {
+                return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
+            }
+            if !queue.isArmed { try queue.armForReads() }
+            try await io.reader.park()
         }
     }
 

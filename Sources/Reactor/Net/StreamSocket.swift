@@ -29,6 +29,11 @@ extension StreamSocket {
     /// Reads at most `buffer.count` bytes, waiting until at least one is available.
     /// The corresponding C function is `recv(2)`.
     ///
+    /// On io_uring, the first read arms one multishot receive that keeps bringing the
+    /// peer's bytes into the loop's provided buffers, up to a bound, and every read copies
+    /// from there, as ``chunks`` lends them. Bytes it brought and nobody read yet are
+    /// dropped by ``Socket/close()``, as the kernel drops a socket's unread input.
+    ///
     /// - Returns: the number of bytes read; 0 once the peer has shut down its writing side.
     /// - Throws: ``IOError`` with operation `.receive` and the peer's address (for example
     ///   `Errno.connectionReset`); `CancellationError`; ``ReactorError/closed``,
