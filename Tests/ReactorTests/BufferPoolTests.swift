@@ -22,6 +22,21 @@ extension ReactorTests {
             #expect(pool.freeCount == 0)
         }
 
+        @Test("filling up allocates, once, every buffer the pool keeps; borrowing up to its limit then allocates none")
+        func fillsUp() {
+            let pool = BufferPool()
+            let first = pool.borrow()
+            let second = pool.borrow(fillingUp: true)
+            #expect(pool.lentCount == 2)
+            #expect(pool.freeCount == BufferPool.freeLimit - 2)
+            let rest = (2..<BufferPool.freeLimit).map { _ in pool.borrow(fillingUp: true) }
+            #expect(pool.freeCount == 0)
+            #expect(Set([first, second] + rest).count == BufferPool.freeLimit)
+            for buffer in [first, second] + rest { pool.giveBack(buffer) }
+            #expect(pool.freeCount == BufferPool.freeLimit)
+            pool.release()
+        }
+
         @Test("a buffer discarded away from the loop is freed, not kept")
         func discard() {
             let pool = BufferPool()

@@ -43,11 +43,22 @@ final class BufferPool {
     var freeCount: Int { free.count }
 
     /// Lends a buffer of ``bufferSize`` bytes, bound to `UInt8`. Loop thread only.
-    func borrow() -> UnsafeMutableRawPointer {
+    ///
+    /// - Parameter fillingUp: when no returned buffer is kept, allocate as many as the
+    ///   pool keeps at once, instead of one: for a borrower whose number of buffers out
+    ///   at once swings up to ``freeLimit``, which then allocates only this once.
+    func borrow(fillingUp: Bool = false) -> UnsafeMutableRawPointer {
         lent.add(1, ordering: .relaxed)
         if let buffer = free.popLast() { return buffer }
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: Self.bufferSize, alignment: 16)
-        buffer.bindMemory(to: UInt8.self, capacity: Self.bufferSize)
+        if fillingUp {
+            while free.count < Self.freeLimit - lentCount { free.append(Self.allocate()) }
+        }
+        return Self.allocate()
+    }
+
+    private static func allocate() -> UnsafeMutableRawPointer {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
+        buffer.bindMemory(to: UInt8.self, capacity: bufferSize)
         return buffer
     }
 

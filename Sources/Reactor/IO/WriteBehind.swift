@@ -61,7 +61,8 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
         guard io.beginWriteBehind() else { return false }
         // Counted as an operation in flight: a close leaves the release to its end.
         _ = io.beginOperation()
-        let buffer = loop.buffers.borrow()
+        // At most `freeLimit` are pending at once (`takes`): the pool allocates them in one go.
+        let buffer = loop.buffers.borrow(fillingUp: true)
         buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         self.buffer = buffer
         count = bytes.count
