@@ -32,9 +32,13 @@ final class BufferLease: @unchecked Sendable {
     /// The receive queue whose multishot receive this iteration started (io_uring): the
     /// iteration's end stops it.
     var receiving: ReceiveQueue?
+    /// The stream the iteration reads: kept here, not in the iterator, whose frame every
+    /// wait for bytes holds.
+    let chunks: ReceivedChunks
 
-    init(on loop: EventLoop) {
-        self.loop = loop
+    init(for chunks: ReceivedChunks) {
+        self.chunks = chunks
+        loop = chunks.source.eventLoop
         pool = loop.buffers
     }
 

@@ -26,7 +26,7 @@ public struct ReceivedChunk: RandomAccessCollection {
 
     private let lease: BufferLease
     private let generation: UInt64
-    private let bytes: UnsafePointer<UInt8>
+    private let start: UnsafePointer<UInt8>
     /// The number of bytes.
     public let count: Int
 
@@ -34,7 +34,7 @@ public struct ReceivedChunk: RandomAccessCollection {
         self.lease = lease
         generation = lease.generation
         // The pool binds its buffers to UInt8 when it allocates them.
-        bytes = UnsafePointer(lease.buffer!.assumingMemoryBound(to: UInt8.self))
+        start = UnsafePointer(lease.buffer!.assumingMemoryBound(to: UInt8.self))
         self.count = count
     }
 
@@ -70,11 +70,15 @@ public struct ReceivedChunk: RandomAccessCollection {
         try body(contents)
     }
 
+    /// The bytes, for a caller that holds the chunk while it uses them (a write of it
+    /// keeps its iterator from moving on). Traps if the chunk is no longer valid.
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(contents) }
+
     // A chunk whose buffer went back to the pool must not be read: another read may be
     // filling that buffer now.
     private var contents: UnsafeBufferPointer<UInt8> {
         precondition(isValid, "a ReceivedChunk was used after the iterator's next call to next() returned its buffer; copy the bytes out first")
-        return UnsafeBufferPointer(start: bytes, count: count)
+        return UnsafeBufferPointer(start: start, count: count)
     }
 }
 

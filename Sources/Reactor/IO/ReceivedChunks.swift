@@ -50,10 +50,10 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
     /// A chunk of the stream.
     public typealias Element = ReceivedChunk
 
-    private let source: AsyncFD
-    private let kind: StreamKind
-    private let operation: IOError.Operation
-    private let peer: SocketAddress?
+    let source: AsyncFD
+    fileprivate let kind: StreamKind
+    fileprivate let operation: IOError.Operation
+    fileprivate let peer: SocketAddress?
 
     /// - Parameters:
     ///   - kind: how the stream is read.
@@ -66,6 +66,13 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         self.peer = peer
     }
 
+    /// The error of a read that failed with `errno`.
+    // Never inlined: the address it copies stays out of the frame of every wait for bytes.
+    @inline(never)
+    fileprivate func error(_ errno: Int32) -> IOError {
+        IOError(operation, Errno(rawValue: errno), address: peer)
+    }
+
     /// Starts an iteration; it borrows nothing until it reads.
     public func makeAsyncIterator() -> Iterator {
         Iterator(self)
@@ -73,13 +80,12 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
 
     /// Reads the chunks of a stream, one lent buffer at a time.
     public struct Iterator: AsyncIteratorProtocol {
-        private let chunks: ReceivedChunks
         private let lease: BufferLease
         private var isFinished = false
+        private var chunks: ReceivedChunks { lease.chunks }
 
         init(_ chunks: ReceivedChunks) {
-            self.chunks = chunks
-            lease = BufferLease(on: chunks.source.eventLoop)
+            lease = BufferLease(for: chunks)
         }
 
         /// Ends the previous chunk, then waits for the next, in the caller's isolation.
@@ -130,6 +136,15 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                 return try await readProvided()
             }
             #endif
+            return try await readReady()
+        }
+
+        /// On a readiness backend: one read once the descriptor is readable, into a pool
+        /// buffer borrowed only for the syscall unless it brings bytes.
+        // Never inlined: its frame stays out of `next()`, and so out of every io_uring
+        // wait for bytes, whose frames then fit one task-allocator slab.
+        @inline(never)
+        nonisolated(nonsending) private func readReady() async throws -> Int {
             let (lease, kind) = (self.lease, chunks.kind)
             let size = BufferPool.bufferSize
             return try await chunks.source.perform(
@@ -189,6 +204,8 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
         ///
         /// A throw (cancellation included) stops the multishot and returns only once it
         /// ended: bytes it received stay queued for the next reader, none is lost.
+        // Inlined into `next()`, for the reason `read()` gives.
+        @inline(__always)
         nonisolated(nonsending) private func receiveQueued() async throws -> Int {
             let source = chunks.source
             let queue: ReceiveQueue
@@ -204,7 +221,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                     if let count = queue.lend(to: lease) { return count }
                     if let end = queue.takeEnd() {
                         guard end < 0 else { return 0 }
-                        throw IOError(chunks.operation, Errno(rawValue: -end), address: chunks.peer)
+                        throw chunks.error(-end)
                     }
                     if !queue.isArmed {
                         if queue.takeRanDry() || ReceiveQueue.isRefused.load(ordering: .relaxed) {

@@ -110,6 +110,13 @@ extension StreamSocket {
         try await descriptor.writeAll(bytes, .socket, as: .send, peer: peerAddress)
     }
 
+    /// Writes all of `chunk`'s bytes: what echoing a chunk of ``chunks`` takes, without
+    /// the generic path of ``write(_:)-(some Collection<UInt8>)``. See
+    /// ``write(_:)-(UnsafeRawBufferPointer)``. Traps if the chunk is no longer valid.
+    nonisolated(nonsending) public func write(_ chunk: ReceivedChunk) async throws {
+        try await descriptor.writeAll(chunk.bytes, .socket, as: .send, peer: peerAddress)
+    }
+
     /// Writes all of several buffers, in order, with as few syscalls as the socket
     /// allows (a gathered write). The corresponding C function is `sendmsg(2)`.
     ///
