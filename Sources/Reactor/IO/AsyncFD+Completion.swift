@@ -7,7 +7,7 @@ extension EventLoop {
     /// Whether the caller's operations on this loop's descriptors run as completions;
     /// see ``AsyncFD/runsCompletions``.
     var runsCompletions: Bool {
-        reactor.completions != nil && isCurrent
+        completions != nil && isCurrent
     }
 }
 
@@ -91,7 +91,7 @@ extension EventLoop {
     /// says. After shutdown the backend is gone, and `close(2)` runs instead; the
     /// backend closes on this thread, only once every registration is marked shut down.
     func release(_ io: ScheduledIO) throws(Errno) {
-        if runsCompletions, !io.snapshot().isShutDown, let completions = reactor.completions {
+        if runsCompletions, !io.snapshot().isShutDown, let completions {
             completions.submitUnawaited(.close(io.descriptor))
             return
         }

@@ -20,7 +20,7 @@ extension EventLoop {
         case .pool(let pointer):
             if isCurrent { buffers.giveBack(pointer) } else { buffers.discard(pointer) }
         case .provided(let id):
-            reactor.completions?.recycle(id)
+            completions?.recycle(id)
         case .copy(let pointer):
             pointer.deallocate()
         }

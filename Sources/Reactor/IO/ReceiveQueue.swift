@@ -86,6 +86,10 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     private let io: ScheduledIO
     private let descriptor: FileDescriptor
     private let loop: EventLoop
+    // The descriptor's reader and the loop's provided buffers, held directly: reached
+    // through `io` and `loop`, each completion cost two more retains and releases.
+    private let reader: Waiter
+    private let ring: ProvidedBuffers
 
     /// Set once a kernel refused multishot receive (`EINVAL`, before Linux 6.0): chunks
     /// then take one receive per chunk.
@@ -95,10 +99,19 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         self.io = io
         self.descriptor = descriptor
         self.loop = loop
+        reader = io.reader
+        guard let completions = loop.completions else { preconditionFailure("a receive queue needs a completion backend") }
+        ring = completions.providedBuffers
     }
 
     deinit {
         discardQueued()
+    }
+
+    /// Waits on the descriptor's reader until a completion or a close wakes it.
+    @inline(__always)
+    nonisolated(nonsending) func waitForBytes() async throws {
+        try await reader.park()
     }
 
     /// Whether a multishot receive is in flight.
@@ -236,7 +249,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
         let gone = snapshot.isClosed || snapshot.isShutDown
         let result = completion.result
         if result > 0 {
-            guard let id = completion.providedBuffer, let ring = loop.reactor.completions?.providedBuffers else {
+            guard let id = completion.providedBuffer else {
                 preconditionFailure("a multishot receive completed without a provided buffer")
             }
             if gone {
@@ -255,7 +268,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
             }
         }
         if !completion.more { ended(discarding: gone) }
-        io.reader.notify()
+        reader.notify()
     }
 
     /// Queues the slice of provided buffer `id` at `bytes`, or a copy of it beyond the
@@ -284,7 +297,7 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
     private func stop() {
         guard let id = armed, !isStopping else { return }
         isStopping = true
-        loop.reactor.completions?.cancel(id)
+        loop.completions?.cancel(id)
     }
 
     /// The multishot's last completion: its claim and operation end, and a task waiting

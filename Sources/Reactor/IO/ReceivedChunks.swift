@@ -189,7 +189,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                 return count
             }
             // Only a completion that brought bytes names a buffer.
-            guard let id = completion.providedBuffer, let buffers = source.eventLoop.reactor.completions?.providedBuffers
+            guard let id = completion.providedBuffer, let buffers = source.eventLoop.completions?.providedBuffers
             else { return Int(completion.result) }
             lease.adopt(.provided(id), at: buffers.bytes(of: completion))
             return Int(completion.result)
@@ -229,7 +229,7 @@ public struct ReceivedChunks: AsyncSequence, Sendable {
                         }
                         try queue.arm(for: lease)
                     }
-                    try await source.io.reader.park()
+                    try await queue.waitForBytes()
                 }
             } catch {
                 if queue.stop(for: lease) { await queue.waitUntilEnded() }

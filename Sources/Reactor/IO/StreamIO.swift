@@ -97,7 +97,7 @@ extension AsyncFD {
                 return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
             }
             if !queue.isArmed { try queue.armForReads() }
-            try await io.reader.park()
+            try await queue.waitForBytes()
         }
     }
 

@@ -34,6 +34,11 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
 
     private let io: ScheduledIO
     private let loop: EventLoop
+    // The loop's reactor and pool, and the descriptor's writer, held directly: reached
+    // through `loop` and `io`, each use of them cost a retain and a release.
+    private let reactor: Reactor
+    private let pool: BufferPool
+    private let writer: Waiter
     private let kind: StreamKind
     /// The pool buffer with the bytes, while a write is pending.
     private var buffer: UnsafeMutableRawPointer?
@@ -44,6 +49,9 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
     init(io: ScheduledIO, loop: EventLoop, kind: StreamKind) {
         self.io = io
         self.loop = loop
+        reactor = loop.reactor
+        pool = loop.buffers
+        writer = io.writer
         self.kind = kind
     }
 
@@ -62,7 +70,7 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
         // Counted as an operation in flight: a close leaves the release to its end.
         _ = io.beginOperation()
         // At most `freeLimit` are pending at once (`takes`): the pool allocates them in one go.
-        let buffer = loop.buffers.borrow(fillingUp: true)
+        let buffer = pool.borrow(fillingUp: true)
         buffer.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         self.buffer = buffer
         count = bytes.count
@@ -73,7 +81,7 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
 
     private func submitRest() {
         let rest = UnsafeRawBufferPointer(start: buffer! + written, count: count - written)
-        operation = loop.reactor.start(kind.writeOperation(io.descriptor, rest), sink: self)
+        operation = reactor.start(kind.writeOperation(io.descriptor, rest), sink: self)
     }
 
     func receive(_ completion: Completion) {
@@ -92,14 +100,14 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
     }
 
     private func finish(failure: Errno?) {
-        loop.buffers.giveBack(buffer!)
+        pool.giveBack(buffer!)
         buffer = nil
         operation = nil
         if let how = io.endWriteBehind(failure: failure) {
             // Its error is the peer's, which the failed write or the next read reports.
             _ = shutdown(io.descriptor, how)
         }
-        io.writer.notify()
+        writer.notify()
         if io.endOperation() { try? loop.release(io) }
     }
 
@@ -118,7 +126,7 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
 
     private func expire(at deadline: LoopClock.Instant) {
         _ = loop.schedule(at: deadline) { [self] in
-            if let operation { loop.reactor.completions?.cancel(operation) }
+            if let operation { loop.completions?.cancel(operation) }
         }
     }
 

@@ -30,13 +30,16 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     public let jobBudget = 128
 
     let reactor: Reactor
+    /// The reactor's completion backend, if it has one, held directly: reached through
+    /// `reactor`, each use of it on a hot path cost a retain and a release.
+    let completions: (any CompletionBackend)?
     let inbox = Inbox()
     /// The buffers lent to ``ReceivedChunks`` iterators; touched on this loop's thread only.
     let buffers = BufferPool()
 
     /// Buffers lent to chunks now: the pool's, and on io_uring the kernel ring's.
     var lentBufferCount: Int {
-        buffers.lentCount + (reactor.completions?.providedBuffers.inUse ?? 0)
+        buffers.lentCount + (completions?.providedBuffers.inUse ?? 0)
     }
     private let actorExecutor: LoopActorExecutor
     private var taskExecutorReference: UnownedTaskExecutor!
@@ -61,6 +64,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         } catch {
             throw IOError(.create, error)
         }
+        completions = reactor.completions
         self.backend = reactor.backend.kind
         timers = LoopTimers(origin: .now)
         actorExecutor = LoopActorExecutor()
