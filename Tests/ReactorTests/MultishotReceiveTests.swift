@@ -24,6 +24,15 @@ private func waitOnLoop(
     }
 }
 
+/// Waits until the kernel let go of the socket whose peer is `peer`: a write to it finds
+/// no reader.
+private func waitUntilReleased(peerOf peer: CInt) async throws {
+    try await waitUntil {
+        var byte: UInt8 = 0
+        return send(peer, &byte, 1, CInt(MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EPIPE
+    }
+}
+
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct MultishotReceiveTests {
@@ -214,11 +223,32 @@ extension ReactorTests {
                 open.finish()
                 #expect(try await reading.value as? ReactorError == .closed)
                 #expect(loop.lentBufferCount == 0)
-                // The kernel let go of the socket: the peer's next write finds no reader.
-                try await waitUntil {
-                    var byte: UInt8 = 0
-                    return send(peer, &byte, 1, CInt(MSG_DONTWAIT | MSG_NOSIGNAL)) < 0 && errno == EPIPE
+                try await waitUntilReleased(peerOf: peer)
+                try writer.close()
+            }
+        }
+
+        @Test("closing a socket whose plain reads left bytes queued gives the buffers back and releases the socket",
+              arguments: bufferModes)
+        func closeAfterPlainReads(incremental: Bool) async throws {
+            try await withURingLoop(incremental: incremental) { loop in
+                let ring = try #require(loop.reactor.completions?.providedBuffers)
+                let (reader, writer) = try UnixStream.pair(on: loop)
+                let peer = writer.descriptor.fileDescriptor.rawValue
+                try await onLoop(loop) { try await writer.write(message(0)) }
+                // A read of 10 bytes leaves the other 90 of the message queued, in ring memory.
+                let first = try await onLoop(loop) {
+                    var buffer = [UInt8](repeating: 0, count: 10)
+                    return Array(buffer[..<(try await reader.read(into: &buffer))])
                 }
+                #expect(first == Array(message(0)[..<10]))
+                try await onLoop(loop) { try await writer.write(message(1)) }
+                try await waitOnLoop(loop) { queue(of: reader)?.ringSlices == 2 }
+                #expect(ring.inUse > 0)
+                try await onLoop(loop) { try reader.close() }
+                #expect(ring.inUse == 0)
+                #expect(loop.lentBufferCount == 0)
+                try await waitUntilReleased(peerOf: peer)
                 try writer.close()
             }
         }

@@ -181,6 +181,23 @@ extension ReactorTests {
             }
         }
 
+        @Test("shutting the loop down with a write-behind pending ends it, gives its buffer back, and wakes the writer behind it")
+        func shutdownEndsIt() async throws {
+            let group = try await EventLoopGroup(loopCount: 1, backend: .uring)
+            let loop = group.loops[0]
+            let pipe = try Pipe(on: loop)
+            _ = fill(pipe.writer)
+            #expect(try await onLoop(loop) { try await writeOnBusyLoop(loop) { try await pipe.writer.write([1]) } })
+            let behind = Task(executorPreference: loop) { try await pipe.writer.write([2]) }
+            try await waitUntil { pipe.writer.sink.io.writer.isWaiting }
+            #expect(loop.lentBufferCount == 1)
+            await group.shutdownGracefully()
+            await #expect(throws: ReactorError.loopShutDown) { try await behind.value }
+            #expect(loop.lentBufferCount == 0)
+            try pipe.reader.close()
+            try pipe.writer.close()
+        }
+
         @Test("a write from off the loop waits for the write-behind, and comes after its bytes")
         func offLoopWriteComesAfter() async throws {
             try await withLoop(.uring) { loop in

@@ -229,8 +229,10 @@ public final class AsyncFD: Sendable {
     /// - Throws: ``IOError`` naming `name`, `address` and the failed write's errno;
     ///   `CancellationError`; ``ReactorError/closed``, ``ReactorError/loopShutDown``.
     nonisolated(nonsending) func settleWriteBehind(as name: IOError.Operation, address: SocketAddress?) async throws {
-        while io.isWritingBehind {
+        while true {
+            // Closed or shut down first: that is what cancelled a write-behind, not its peer.
             if let error = Self.unusable(io.snapshot()) { throw error }
+            guard io.isWritingBehind else { break }
             try await io.writer.park()
         }
         if let failure = io.writeBehindFailure { throw IOError(name, failure, address: address) }
