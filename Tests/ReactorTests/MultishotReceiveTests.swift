@@ -6,7 +6,7 @@ import Testing
 
 /// The receive queue of `stream`, if its chunks started one. Loop thread only.
 private func queue(of stream: UnixStream) -> ReceiveQueue? {
-    stream.descriptor.completionSink as? ReceiveQueue
+    stream.descriptor.queuedBytes
 }
 
 /// Waits until `condition`, evaluated on `loop`'s thread, holds. Gives up after 30 s.

@@ -34,7 +34,7 @@ private func readToEnd(_ stream: UnixStream, on loop: EventLoop, counting receiv
             bytes.append(contentsOf: chunk)
             received.add(chunk.count)
         }
-        return (bytes, (stream.descriptor.completionSink as? ReceiveQueue)?.armings ?? 0)
+        return (bytes, stream.descriptor.queuedBytes?.armings ?? 0)
     }
 }
 

@@ -7,7 +7,7 @@ import Testing
 /// The buffers lent to chunks on `loop`, leaving out those that `stream`'s multishot
 /// receive (io_uring) queued ahead of the reader.
 private func lentToChunks(_ loop: EventLoop, _ stream: UnixStream) -> Int {
-    loop.lentBufferCount - ((stream.descriptor.completionSink as? ReceiveQueue)?.ringSlices ?? 0)
+    loop.lentBufferCount - (stream.descriptor.queuedBytes?.ringSlices ?? 0)
 }
 
 /// Runs `body` with a fresh loop on `backend` and a connected Unix stream pair on it,

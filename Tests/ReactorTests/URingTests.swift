@@ -136,7 +136,7 @@ extension ReactorTests {
                 #expect(accepted.count == count)
                 #expect(Set(accepted.map { $0.peerAddress }) == Set(try clients.map { try $0.localAddress }))
                 let armings = try await onLoop(group.loops[0]) {
-                    (listener.descriptor.completionSink as? AcceptedConnections)?.armings ?? 0
+                    listener.descriptor.queuedConnections?.armings ?? 0
                 }
                 #expect(armings == 1, "one submission accepted the whole burst")
                 for stream in accepted + clients { try stream.close() }

@@ -90,8 +90,4 @@ struct OperationTable: ~Copyable {
 protocol CompletionSink: AnyObject {
     /// One completion; ``Completion/more`` is false for the operation's last.
     func receive(_ completion: Completion)
-
-    /// The descriptor was closed, on any thread: what the sink holds for a reader that
-    /// can no longer come is let go, on the loop's thread.
-    func descriptorClosed()
 }

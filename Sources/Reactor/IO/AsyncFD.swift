@@ -26,10 +26,11 @@ public final class AsyncFD: Sendable {
     /// The loop whose reactor watches the descriptor; its tasks are resumed without a hop.
     public let eventLoop: EventLoop
     let io: ScheduledIO
-    /// Loop thread only: what takes the completions of a multishot operation on this
-    /// descriptor (the connections a listener accepts, the bytes a stream socket's
-    /// `chunks` receive, on io_uring), once one started.
-    nonisolated(unsafe) var completionSink: (any CompletionSink)?
+    /// Loop thread only, on io_uring: what takes the completions of the descriptor's
+    /// multishot operation, once one started: a stream socket's receive queue, or the
+    /// connections a listener accepts. Typed, so that reaching one costs no cast.
+    nonisolated(unsafe) var queuedBytes: ReceiveQueue?
+    nonisolated(unsafe) var queuedConnections: AcceptedConnections?
     /// Loop thread only: the headers of the datagram operations that ran as completions
     /// on this descriptor, once one did (see ``MessageHeaders``).
     nonisolated(unsafe) var messages: MessageHeaders?
@@ -132,7 +133,8 @@ public final class AsyncFD: Sendable {
         io.close()
         eventLoop.reactor.cancelOperations(on: io)
         if io.isWritingBehind, let writeBehind { writeBehind.expire(after: WriteBehind.linger) }
-        completionSink?.descriptorClosed()
+        queuedBytes?.descriptorClosed()
+        queuedConnections?.descriptorClosed()
         var failure: IOError?
         do {
             try eventLoop.reactor.deregister(io)

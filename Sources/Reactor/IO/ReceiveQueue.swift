@@ -324,9 +324,9 @@ final class ReceiveQueue: CompletionSink, @unchecked Sendable {
 extension AsyncFD {
     /// Loop thread only: the descriptor's receive queue, made on first use.
     var receiveQueue: ReceiveQueue {
-        if let existing = completionSink as? ReceiveQueue { return existing }
+        if let queuedBytes { return queuedBytes }
         let queue = ReceiveQueue(io: io, descriptor: fileDescriptor, loop: eventLoop)
-        completionSink = queue
+        queuedBytes = queue
         return queue
     }
 }

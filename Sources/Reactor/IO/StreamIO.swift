@@ -85,7 +85,7 @@ extension AsyncFD {
         peer: SocketAddress?
     ) async throws -> Int {
         let queue = kind == .socket && !ReceiveQueue.isRefused.load(ordering: .relaxed)
-            ? receiveQueue : completionSink as? ReceiveQueue
+            ? receiveQueue : queuedBytes
         while true {
             if let error = Self.unusable(io.snapshot()) { throw error }
             if let queue, let queued = await queue.copyQueued(into: buffer) {
@@ -150,9 +150,9 @@ extension AsyncFD {
         }
         // Sharing the submission, a short write goes behind its writer.
         if !idle, !io.isAwaitingWrite, WriteBehind.takes(bytes.count, on: eventLoop) {
-            let behind = writeBehind ?? WriteBehind(io: io, loop: eventLoop, kind: kind)
-            writeBehind = behind
-            guard behind.start(bytes) else { throw Self.unusable(io.snapshot()) ?? ReactorError.closed }
+            // Called through the stored property: a local copy of it cost a retain per write.
+            if writeBehind == nil { writeBehind = WriteBehind(io: io, loop: eventLoop, kind: kind) }
+            guard writeBehind!.start(bytes) else { throw Self.unusable(io.snapshot()) ?? ReactorError.closed }
             return bytes.count
         }
         return try await complete(

@@ -129,7 +129,4 @@ final class WriteBehind: CompletionSink, @unchecked Sendable {
             if let operation { loop.completions?.cancel(operation) }
         }
     }
-
-    /// The descriptor was closed: nothing to let go of, the pending write finishes.
-    func descriptorClosed() {}
 }

@@ -97,11 +97,11 @@ extension AsyncFD {
     /// the listener's loop. The accept's own failure is thrown once, as `accept4`'s is.
     func acceptCompleting() async throws -> (CInt, SocketAddress) {
         let accepted: AcceptedConnections
-        if let existing = completionSink as? AcceptedConnections {
+        if let existing = queuedConnections {
             accepted = existing
         } else {
             accepted = AcceptedConnections(io: io, listener: fileDescriptor, loop: eventLoop)
-            completionSink = accepted
+            queuedConnections = accepted
         }
         while true {
             if let error = Self.unusable(io.snapshot()) { throw error }
