@@ -1,7 +1,6 @@
 #if os(Linux)
 import CReactor
 import Glibc
-import Synchronization
 import SystemPackage
 
 /// A ring of buffers the kernel picks from when data arrives for a read that was
@@ -34,8 +33,8 @@ final class ProvidedBuffers {
     private var tail: UInt16 = 0
     /// Which buffers the kernel is done with, where it writes next, and the slices out.
     private(set) var ledger: ProvidedBufferLedger
-    /// Slices lent and not handed back yet; atomic so that tests may look from any thread.
-    private let lent = Atomic<Int>(0)
+    /// Slices lent and not handed back yet; any thread may read it (tests do).
+    private let lent = LoopCounter()
     private var isRegistered = true
 
     /// Registers `count` buffers (a power of two, at most 32,768) with the ring `fd`;
@@ -103,7 +102,7 @@ final class ProvidedBuffers {
         guard let id = completion.providedBuffer else { return }
         let offset = ledger.record(id, result: completion.result, kernelKeepsIt: completion.bufferHasMore)
         if let offset {
-            lent.add(1, ordering: .relaxed)
+            lent.increment()
             completion.bufferOffset = UInt32(offset)
         }
         guard completion.result <= 0 else { return }
@@ -113,12 +112,12 @@ final class ProvidedBuffers {
     }
 
     /// Slices lent and not handed back yet: in whole-buffer mode, buffers.
-    var inUse: Int { lent.load(ordering: .relaxed) }
+    var inUse: Int { lent.value }
 
     /// Hands back a slice of buffer `id`; the buffer goes back to the kernel once the
     /// kernel is done with it and every slice of it came back.
     func recycle(_ id: UInt16) {
-        lent.subtract(1, ordering: .relaxed)
+        lent.decrement()
         guard isRegistered, ledger.giveBack(id) else { return }
         add(id)
         // Release: the entry is written before the kernel sees the tail that covers it.
@@ -128,7 +127,7 @@ final class ProvidedBuffers {
     /// Records that a slice of buffer `id` is no longer lent, without handing it back: for
     /// a chunk that ends after the ring was unregistered, on any thread.
     func forget(_ id: UInt16) {
-        lent.subtract(1, ordering: .relaxed)
+        lent.decrementElsewhere()
     }
 
     /// Stops the kernel using the ring; called before the io_uring instance closes.

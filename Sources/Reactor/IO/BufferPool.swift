@@ -1,5 +1,3 @@
-import Synchronization
-
 /// An event loop's fixed-size byte buffers, lent to a reader for as long as it handles
 /// what one read brought (see ``ReceivedChunks``), so that an idle connection holds none.
 ///
@@ -13,7 +11,7 @@ import Synchronization
 ///
 /// The free list belongs to the loop's thread: only ``BufferLease`` touches it, and only
 /// after checking that it runs there. A buffer dropped on another thread is freed there
-/// instead, so ``lentCount`` is the one atomic field.
+/// instead, so ``lentCount`` is the one field other threads change.
 final class BufferPool {
     /// The size of every buffer, in bytes.
     static let bufferSize = 16 * 1024
@@ -26,7 +24,7 @@ final class BufferPool {
     // `@exclusivity(unchecked)`: loop thread only, and each access is one push or pop.
     @exclusivity(unchecked) private var free: [UnsafeMutableRawPointer] = []
 
-    private let lent = Atomic<Int>(0)
+    private let lent = LoopCounter()
 
     init() {
         free.reserveCapacity(Self.freeLimit)
@@ -37,7 +35,7 @@ final class BufferPool {
     }
 
     /// How many buffers are lent out now.
-    var lentCount: Int { lent.load(ordering: .relaxed) }
+    var lentCount: Int { lent.value }
 
     /// How many returned buffers are kept for reuse now.
     var freeCount: Int { free.count }
@@ -48,7 +46,7 @@ final class BufferPool {
     ///   pool keeps at once, instead of one: for a borrower whose number of buffers out
     ///   at once swings up to ``freeLimit``, which then allocates only this once.
     func borrow(fillingUp: Bool = false) -> UnsafeMutableRawPointer {
-        lent.add(1, ordering: .relaxed)
+        lent.increment()
         if let buffer = free.popLast() { return buffer }
         if fillingUp {
             while free.count < Self.freeLimit - lentCount { free.append(Self.allocate()) }
@@ -65,7 +63,7 @@ final class BufferPool {
     /// Takes back a buffer from ``borrow()``, keeping it unless ``freeLimit`` are kept
     /// already. Loop thread only.
     func giveBack(_ buffer: UnsafeMutableRawPointer) {
-        lent.subtract(1, ordering: .relaxed)
+        lent.decrement()
         if free.count < Self.freeLimit {
             free.append(buffer)
         } else {
@@ -76,7 +74,7 @@ final class BufferPool {
     /// Frees a buffer from ``borrow()`` that was dropped away from the loop's thread,
     /// which may not touch the free list. Any thread.
     func discard(_ buffer: UnsafeMutableRawPointer) {
-        lent.subtract(1, ordering: .relaxed)
+        lent.decrementElsewhere()
         buffer.deallocate()
     }
 
