@@ -11,20 +11,15 @@ extension ReactorTests {
             try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.inlineCompletions ?? -1 }
         }
 
-        /// Entries with `opcode` the loop's io_uring backend queued so far.
-        private static func submissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {
-            try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.submissions(of: opcode) ?? -1 }
-        }
-
         @Test("a stream write on a loop with nothing else to run is written at once, without a submission")
         func streamWriteIsDirect() async throws {
             try await withLoop(.uring) { loop in
                 let pipe = try Pipe(on: loop)
-                let before = try await Self.submissions(of: CREACTOR_IORING_OP_WRITE, on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_WRITE, on: loop)
                 try await onLoop(loop) {
                     for index in 0..<50 { try await pipe.writer.write([UInt8(index)]) }
                 }
-                #expect(try await Self.submissions(of: CREACTOR_IORING_OP_WRITE, on: loop) == before)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_WRITE, on: loop) == before)
                 let received = try await onLoop(loop) { try await pipe.reader.read(upTo: 64) }
                 #expect(received == (0..<50).map { UInt8($0) })
                 try pipe.reader.close()

@@ -5,14 +5,6 @@ import Testing
 
 @testable import Reactor
 
-/// How many entries with `opcode` the loop's ring was handed: proof that an operation
-/// went through the ring, not through readiness and a syscall.
-private func submissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {
-    try await onLoop(loop) {
-        try #require(loop.reactor.completions as? URingBackend).submissions(of: opcode)
-    }
-}
-
 /// Waits until the loop has a completion operation in flight, asking on its thread.
 private func waitForOperationInFlight(on loop: EventLoop) async throws {
     let limit = ContinuousClock.now.advanced(by: .seconds(60))
@@ -39,7 +31,7 @@ extension ReactorTests {
             try await withLoop(.uring) { loop in
                 let listener = try TCPListener.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let address = try listener.localAddress
-                let before = try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
                 let echoed = try await onLoop(loop) { () -> [UInt8] in
                     let client = try await TCPStream.connect(to: address)
                     let server = try await listener.accept()
@@ -50,7 +42,7 @@ extension ReactorTests {
                     return bytes
                 }
                 #expect(echoed == [1, 2, 3])
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
                 try listener.close()
             }
         }
@@ -62,12 +54,12 @@ extension ReactorTests {
                 let address = try listener.localAddress
                 try await onLoop(loop) { try listener.close() }
                 try await waitUntil { !canConnectBlocking(to: address) }
-                let before = try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
                 let error = await #expect(throws: IOError.self) {
                     try await onLoop(loop) { _ = try await TCPStream.connect(to: address) }
                 }
                 #expect(error == IOError(.connect, .connectionRefused, address: address))
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
             }
         }
 
@@ -76,7 +68,7 @@ extension ReactorTests {
             try await withLoop(.uring) { loop in
                 let address = try SocketAddress.unixAbstract(name: "reactor-uring-\(UInt64.random(in: 0...UInt64.max))")
                 let listener = try UnixListener.bind(to: address, on: loop)
-                let before = try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
                 let peer = try await onLoop(loop) { () -> SocketAddress in
                     let client = try await UnixStream.connect(to: address)
                     let server = try await listener.accept()
@@ -85,7 +77,7 @@ extension ReactorTests {
                     return client.peerAddress
                 }
                 #expect(peer == address)
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
                 try listener.close()
             }
         }
@@ -154,8 +146,8 @@ extension ReactorTests {
                 let a = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let b = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let (aAddress, bAddress) = (try a.localAddress, try b.localAddress)
-                let sent = try await submissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop)
-                let received = try await submissions(of: CREACTOR_IORING_OP_RECVMSG, on: loop)
+                let sent = try await uringSubmissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop)
+                let received = try await uringSubmissions(of: CREACTOR_IORING_OP_RECVMSG, on: loop)
                 let (whole, cut) = try await onLoop(loop) { () -> (Datagram, ReceivedDatagram) in
                     try await a.send([1, 2, 3], to: bAddress)
                     let whole = try await b.receive(upTo: 16)
@@ -166,8 +158,8 @@ extension ReactorTests {
                 }
                 #expect(whole == Datagram(bytes: [1, 2, 3], sender: aAddress, isTruncated: false))
                 #expect(cut == ReceivedDatagram(byteCount: 4, sender: aAddress, isTruncated: true))
-                #expect(try await submissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop) == sent + 2)
-                #expect(try await submissions(of: CREACTOR_IORING_OP_RECVMSG, on: loop) == received + 2)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop) == sent + 2)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_RECVMSG, on: loop) == received + 2)
                 try a.close()
                 try b.close()
             }
@@ -177,13 +169,13 @@ extension ReactorTests {
         func unixDatagramsThroughRing() async throws {
             try await withLoop(.uring) { loop in
                 let (first, second) = try UnixDatagramSocket.pair(on: loop)
-                let sent = try await submissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop)
+                let sent = try await uringSubmissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop)
                 let datagram = try await onLoop(loop) { () -> Datagram in
                     try await first.send([7, 8])
                     return try await second.receive(upTo: 8)
                 }
                 #expect(datagram == Datagram(bytes: [7, 8], sender: .unnamedUnix, isTruncated: false))
-                #expect(try await submissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop) == sent + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SENDMSG, on: loop) == sent + 1)
                 try first.close()
                 try second.close()
             }
@@ -238,7 +230,7 @@ extension ReactorTests {
             try await withLoop(.uring) { loop in
                 let socket = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let address = try socket.localAddress
-                let closes = try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop)
+                let closes = try await uringSubmissions(of: CREACTOR_IORING_OP_CLOSE, on: loop)
                 let receiving = Task(executorPreference: loop) { try await socket.receive(upTo: 8) }
                 try await waitUntil { socket.descriptor.io.isAwaitingRead }
                 #expect(!canBind(address))
@@ -248,7 +240,7 @@ extension ReactorTests {
                 try await onLoop(loop) { try socket.close() }
                 await #expect(throws: ReactorError.closed) { try await receiving.value }
                 try await waitUntil { canBind(address) }
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
             }
         }
 
@@ -258,13 +250,13 @@ extension ReactorTests {
                 let onLoopSocket = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let offLoopSocket = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
                 let (onLoopAddress, offLoopAddress) = (try onLoopSocket.localAddress, try offLoopSocket.localAddress)
-                let closes = try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop)
+                let closes = try await uringSubmissions(of: CREACTOR_IORING_OP_CLOSE, on: loop)
                 try await onLoop(loop) { try onLoopSocket.close() }
                 try await waitUntil { canBind(onLoopAddress) }
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
                 try offLoopSocket.close()
                 #expect(canBind(offLoopAddress), "close(2) released the port before returning")
-                #expect(try await submissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CLOSE, on: loop) == closes + 1)
             }
         }
     }

@@ -34,6 +34,14 @@ func withURingLoop<Result: Sendable>(
     }
 }
 
+/// How many entries with `opcode` the loop's ring was handed so far: proof that an
+/// operation went through the ring, not through readiness and a syscall.
+func uringSubmissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {
+    try await onLoop(loop) {
+        try #require(loop.reactor.completions as? URingBackend).submissions(of: opcode)
+    }
+}
+
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct URingTests {

@@ -51,16 +51,11 @@ private func readToEnd(
 extension ReactorTests {
     @Suite(.enabled(if: uringRuns, "the kernel refuses io_uring here"), .timeLimit(.minutes(1)))
     struct WriteBehindTests {
-        /// Writes the loop's io_uring backend queued with `opcode` so far.
-        private static func submissions(of opcode: UInt8, on loop: EventLoop) async throws -> Int {
-            try await onLoop(loop) { (loop.reactor.completions as? URingBackend)?.submissions(of: opcode) ?? -1 }
-        }
-
         @Test("a short write on a busy loop returns before the loop's turn, and every byte arrives in order")
         func returnsBeforeTheTurn() async throws {
             try await withLoop(.uring) { loop in
                 let (reader, writer) = try UnixStream.pair(on: loop)
-                let before = try await Self.submissions(of: CREACTOR_IORING_OP_SEND, on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop)
                 let early = try await onLoop(loop) {
                     var early = 0
                     for index in 0..<100 {
@@ -72,7 +67,7 @@ extension ReactorTests {
                 // Each write after the first waits for the one behind it, in the turn that
                 // runs the queued job; the first returns before it.
                 #expect(early >= 1)
-                #expect(try await Self.submissions(of: CREACTOR_IORING_OP_SEND, on: loop) - before >= early)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop) - before >= early)
                 let received = try await readToEnd(on: loop) { try await readSome(reader) }
                 #expect(received == (0..<100).flatMap { message($0) })
                 try reader.close()

@@ -93,6 +93,7 @@ extension AsyncFD {
                 throw IOError(name, Errno(rawValue: CInt(-queued)), address: peer)
             }
             // After the ring ran dry, one read brings its own buffer before the next arming.
+            // A kernel that refused the first multishot (EINVAL) says so by its end.
             guard let queue, !queue.takeRanDry(), !ReceiveQueue.isRefused.load(ordering: .relaxed) else {
                 return try await complete(kind.readOperation(io.descriptor, buffer), reading: true, as: name, address: peer)
             }
