@@ -6,6 +6,11 @@
 //   cc -O2 -o loadgen loadgen.c
 //   loadgen --port 9000 --connections 64 --size 64 --warmup 1 --duration 5
 //
+// With --reconnect, each connection carries one message only: once its echo is back, the
+// connection is closed and a new one opened in its place, so N connections are always being
+// opened, used and closed, and the server accepts one connection per message (an accept burst
+// that never ends). The round-trip time then runs from the connect to the echo's last byte.
+//
 // Output, on stdout:
 //   phase=measure                       when the measured window opens (flushed at once, so a
 //                                       runner can sample the server's CPU time right then)
@@ -81,7 +86,7 @@ struct connection {
     int fd;
     size_t sent;       // bytes of the current message written
     size_t received;   // bytes of its echo read
-    uint64_t started;  // when its first byte was written, ns
+    uint64_t started;  // when its first byte was written (with --reconnect: its connect), ns
     int writing;       // registered for EPOLLOUT because a write was short
 };
 
@@ -133,15 +138,35 @@ static int start_message(int epoll_fd, struct connection *c) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --port PORT [--connections N] [--size BYTES] [--warmup SECONDS] [--duration SECONDS]\n");
+            "usage: loadgen --port PORT [--connections N] [--size BYTES] [--warmup SECONDS] [--duration SECONDS]"
+            " [--reconnect]\n");
     exit(64);
+}
+
+static struct sockaddr_in server_address;
+
+// Connects `c` (a blocking connect: on loopback the kernel completes the handshake inside the call,
+// whether or not the server has accepted yet), and adds it to the epoll set.
+static void open_connection(int epoll_fd, struct connection *c) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) fail("socket");
+    if (connect(fd, (struct sockaddr *)&server_address, sizeof server_address) < 0) fail("connect");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) fail("fcntl");
+    c->fd = fd;
+    c->writing = 0;
+    struct epoll_event event = { .events = EPOLLIN, .data.ptr = c };
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) fail("epoll_ctl");
 }
 
 int main(int argc, char **argv) {
     int port = 0;
     int connection_count = 1;
     double warmup = 1, duration = 5;
+    int reconnect = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--reconnect") == 0) { reconnect = 1; continue; }
         if (i + 1 >= argc) usage();
         if (strcmp(argv[i], "--port") == 0) port = atoi(argv[++i]);
         else if (strcmp(argv[i], "--connections") == 0) connection_count = atoi(argv[++i]);
@@ -165,19 +190,10 @@ int main(int argc, char **argv) {
     int epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd < 0) fail("epoll_create1");
     struct connection *connections = calloc((size_t)connection_count, sizeof *connections);
-    struct sockaddr_in address = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    for (int i = 0; i < connection_count; i++) {
-        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) fail("socket");
-        if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) fail("connect");
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) fail("fcntl");
-        connections[i].fd = fd;
-        struct epoll_event event = { .events = EPOLLIN, .data.ptr = &connections[i] };
-        if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) fail("epoll_ctl");
-    }
+    server_address.sin_family = AF_INET;
+    server_address.sin_port = htons((uint16_t)port);
+    server_address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < connection_count; i++) open_connection(epoll_fd, &connections[i]);
 
     uint64_t begin = now_ns();
     uint64_t measure_from = begin + (uint64_t)(warmup * 1e9);
@@ -224,6 +240,16 @@ int main(int argc, char **argv) {
             if (measuring && done < measure_until) {
                 messages++;
                 record(done - c->started);
+            }
+            if (reconnect) {
+                // Closing drops the descriptor from the epoll set, and a wait reports each
+                // connection once, so no event of this turn names the closed descriptor.
+                close(c->fd);
+                uint64_t connecting = now_ns();
+                open_connection(epoll_fd, c);
+                if (start_message(epoll_fd, c) < 0) goto failed;
+                c->started = connecting;
+                continue;
             }
             if (start_message(epoll_fd, c) < 0) goto failed;
             continue;

@@ -76,12 +76,14 @@ struct LoadgenResult {
 }
 
 /// Runs the load generator against `port`, pinned to `cpu`, calling `mark` when the measured window
-/// opens and when it closes (the result line); each call's return value is kept in `marks`.
+/// opens and when it closes (the result line); each call's return value is kept in `marks`. With
+/// `reconnecting`, every message goes over a new connection.
 func runLoadgen(_ programs: Programs, port: Int, connections: Int, size: Int, warmup: Double,
-                duration: Double, cpu: Int, mark: () -> Double) throws -> LoadgenResult {
+                duration: Double, cpu: Int, reconnecting: Bool = false, mark: () -> Double) throws -> LoadgenResult {
     let command = ["taskset", "-c", String(cpu), programs.loadgen, "--port", String(port),
                    "--connections", String(connections), "--size", String(size),
                    "--warmup", String(warmup), "--duration", String(duration)]
+        + (reconnecting ? ["--reconnect"] : [])
     let child = try spawn(command, output: .pipe)
     var result: [String: Double]? = nil
     var marks = [Double]()
@@ -109,7 +111,7 @@ func runLoadgen(_ programs: Programs, port: Int, connections: Int, size: Int, wa
 /// its CPU time: perf starts at the window's first mark and is stopped at its second. A count that
 /// fails is logged and left out; the run still counts.
 func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, size: Int,
-                 warmup: Double, duration: Double, loadgenCPU: Int,
+                 warmup: Double, duration: Double, loadgenCPU: Int, reconnecting: Bool = false,
                  counter: InstructionCounter? = nil) throws -> EchoSample {
     let pid = server.child.pid
     var counting: Counting? = nil
@@ -117,7 +119,7 @@ func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, 
     let run: LoadgenResult
     do {
         run = try runLoadgen(programs, port: server.port, connections: connections, size: size,
-                             warmup: warmup, duration: duration, cpu: loadgenCPU) {
+                             warmup: warmup, duration: duration, cpu: loadgenCPU, reconnecting: reconnecting) {
             let cpu = cpuSeconds(of: pid) ?? .nan
             if let counting {
                 counting.stop()

@@ -164,6 +164,11 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         let streaming = figure.size >= 1024
         let counted = results.countsInstructions
         md += "## \(figure.title)\n\n"
+        if figure.reconnecting {
+            md += "Each client connects, sends 64 B, reads the echo, closes and connects again, so every message is a "
+            md += "connection the server accepts, serves and closes: msgs/s are connections per second, and p50 runs "
+            md += "from the client's `connect` to the echo's last byte.\n\n"
+        }
         md += "| server | msgs/s |\(streaming ? " MiB/s each way |" : "") p50 µs | p99 µs | msgs per server CPU-s | server CPU | × C epoll | × C io_uring | × SwiftNIO | p50 × C epoll |"
         md += counted ? " user instructions per msg | kernel instructions per msg | instructions × C epoll |\n" : "\n"
         md += "|---|---:|\(streaming ? "---:|" : "")---:|---:|---:|---:|---:|---:|---:|---:|\(counted ? "---:|---:|---:|" : "")\n"
@@ -281,7 +286,8 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
 /// bar per server, whiskers from the minimum to the maximum round.
 func chart(results: Results, rounds: Int, quick: Bool) -> String {
     var groups: [(label: String, bars: [(server: String, spread: Spread?)])] = []
-    for figure in echoFigures where figure.size < 1024 {
+    // Messages on connections that stay open; accepted connections are another scale.
+    for figure in echoFigures where figure.size < 1024 && !figure.reconnecting {
         guard let byServer = results.echo[figure.id] else { continue }
         groups.append((figure.label,
                        results.echoServers.map { ($0.name, Spread((byServer[$0.name] ?? []).map(\.messagesPerCPUSecond))) }))

@@ -271,6 +271,9 @@ struct EchoFigure {
     let full: Bool  // only in the full run
     /// The figure in a few words, for the chart and the targets.
     let label: String
+    /// Whether each message goes over a connection of its own (the load generator's
+    /// `--reconnect`): then a message per second is a connection accepted per second.
+    var reconnecting = false
 }
 
 /// The HTTP figure in a few words.
@@ -285,6 +288,9 @@ let echoFigures = [
                connections: 1000, size: 64, loadgenCPU: 0, full: true, label: "echo 1,000 conns, split"),
     EchoFigure(id: "stream-64k", title: "Echo 64 KiB messages, 1 connection, split (one 64 KiB write in flight)",
                connections: 1, size: 65536, loadgenCPU: 0, full: true, label: "echo 64 KiB, 1 conn"),
+    EchoFigure(id: "accept-64", title: "Accept bursts: 64 clients, each connection one 64 B echo, then closed, split",
+               connections: 64, size: 64, loadgenCPU: 0, full: true, label: "accept, 1 msg per conn",
+               reconnecting: true),
 ]
 
 final class Results {
@@ -341,7 +347,7 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
             let sample = try measureEcho(programs, server: running, connections: figure.connections,
                                          size: figure.size, warmup: options.warmup,
                                          duration: options.duration, loadgenCPU: figure.loadgenCPU,
-                                         counter: counter)
+                                         reconnecting: figure.reconnecting, counter: counter)
             results.echo[figure.id, default: [:]][server.name, default: []].append(sample)
             let summary = String(format: "%.0f msgs/s, p50 %.1f µs, %.0f msgs per server CPU-s",
                                  sample.messagesPerSecond, sample.p50, sample.messagesPerCPUSecond)
