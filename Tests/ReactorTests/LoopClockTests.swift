@@ -1,32 +1,53 @@
+import Glibc
 import Synchronization
 import Testing
 
 @testable import Reactor
+
+/// Schedules a callback timer on `loop` for each offset, `every` milliseconds apart, all in
+/// one job so that none fires before all are in the wheel, and waits past the last.
+/// Returns the offsets in the order their timers fired, and how many fired early.
+private func fireTimers(on loop: EventLoop, at offsets: [Int], every milliseconds: Int) async throws -> ([Int], Int) {
+    let fired = Recorder<Int>()
+    let early = Counter()
+    let last = try await onLoop(loop) { () -> LoopClock.Instant in
+        let start = loop.clock.now
+        for offset in offsets {
+            let deadline = start.advanced(by: .milliseconds(offset * milliseconds))
+            _ = loop.schedule(at: deadline) {
+                if loop.clock.now < deadline { early.increment() }
+                fired.append(offset)
+            }
+        }
+        return start.advanced(by: .milliseconds((offsets.max() ?? 0) * milliseconds + 2))
+    }
+    try await onLoop(loop) { try await loop.clock.sleep(until: last) }
+    return (fired.elements, early.value)
+}
 
 extension ReactorTests {
     @Suite struct LoopClockTests {
         @Test("timers fire in deadline order and never before their deadline", arguments: BackendKind.availableHere)
         func deadlineOrder(backend: BackendKind) async throws {
             try await withLoop(backend) { loop in
-                // Scheduled in one job, so none can fire before all are in the wheel.
                 // Deadlines 3 ms apart land in distinct ticks; they go in out of order.
-                let fired = Recorder<Int>()
-                let early = Counter()
-                let last = try await onLoop(loop) { () -> LoopClock.Instant in
-                    let start = loop.clock.now
-                    let offsets = [27, 3, 15, 9, 21, 0, 12, 6, 24, 18]
-                    for offset in offsets {
-                        let deadline = start.advanced(by: .milliseconds(offset * 3))
-                        _ = loop.schedule(at: deadline) {
-                            if loop.clock.now < deadline { early.increment() }
-                            fired.append(offset)
-                        }
-                    }
-                    return start.advanced(by: .milliseconds(27 * 3 + 2))
-                }
-                try await onLoop(loop) { try await loop.clock.sleep(until: last) }
-                #expect(fired.elements == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27])
-                #expect(early.value == 0)
+                let (fired, early) = try await fireTimers(on: loop, at: [27, 3, 15, 9, 21, 0, 12, 6, 24, 18], every: 3)
+                #expect(fired == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27])
+                #expect(early == 0)
+            }
+        }
+
+        @Test("a timer scheduled after the loop ran long without one fires at its deadline", arguments: BackendKind.availableHere)
+        func timerAfterTimerlessStretch(backend: BackendKind) async throws {
+            try await withLoop(backend) { loop in
+                // A loop with no timer reads no clock for them, so its wheel stands still
+                // meanwhile: these deadlines are over 64 ticks past it, where it must
+                // cascade them down before they fire. (Not `Task.sleep`, whose timer
+                // machinery would open descriptors of its own for the rest of the run.)
+                usleep(100_000)
+                let (fired, early) = try await fireTimers(on: loop, at: [4, 1, 3, 2], every: 2)
+                #expect(fired == [1, 2, 3, 4])
+                #expect(early == 0)
             }
         }
 

@@ -219,5 +219,27 @@ extension ReactorTests {
                 try pipe.writer.close()
             }
         }
+
+        @Test("a write on a loop with nothing else to run joins the submissions already queued for its turn")
+        func joinsQueuedSubmissions() async throws {
+            try await withLoop(.uring) { loop in
+                let (firstReader, firstWriter) = try UnixStream.pair(on: loop)
+                let (secondReader, secondWriter) = try UnixStream.pair(on: loop)
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop)
+                let first = try await onLoop(loop) {
+                    let early = try await writeOnBusyLoop(loop) { try await firstWriter.write(message(1)) }
+                    // Behind the queued job: when this task runs again, in the same turn, the
+                    // run queue is empty, but the first write's submission waits for the loop.
+                    await Task.yield()
+                    try await secondWriter.write(message(2))
+                    return early
+                }
+                #expect(first)
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop) - before == 2)
+                #expect(try await onLoop(loop) { try await readSome(firstReader) } == message(1))
+                #expect(try await onLoop(loop) { try await readSome(secondReader) } == message(2))
+                for stream in [firstReader, firstWriter, secondReader, secondWriter] { try stream.close() }
+            }
+        }
     }
 }

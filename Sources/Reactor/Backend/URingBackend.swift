@@ -172,6 +172,8 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         return completed.remove(at: index)
     }
 
+    var hasQueuedSubmissions: Bool { ring.unsubmitted > 0 }
+
     func cancel(_ id: OperationID) {
         request { _ in .cancel(id) }
     }

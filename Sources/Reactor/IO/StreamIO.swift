@@ -139,11 +139,12 @@ extension AsyncFD {
         _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation, peer: SocketAddress?
     ) async throws -> Int {
         if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
-        // With no other job to add to the loop's next submission, a write(2) now costs
-        // less than a submission and its completion. The ring takes the write when the
-        // stream is full, or when others would share the submission: either way not at
-        // once, which would find it full again or go early.
-        let idle = !eventLoop.hasQueuedJobs
+        // With no other job to run before the loop's next wait, and nothing queued for
+        // that wait to submit, a write(2) now costs less than a submission and its
+        // completion. The ring takes the write when the stream is full, or when the wait
+        // makes a system call anyway: either way not at once, which would find it full
+        // again or go early.
+        let idle = !eventLoop.hasQueuedJobs && !eventLoop.completions!.hasQueuedSubmissions
         if idle, !io.isAwaitingWrite, let sent = try attemptNow(
             as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, bytes) } })
         {

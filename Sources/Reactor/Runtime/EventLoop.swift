@@ -181,7 +181,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
                 stop()
                 return
             }
-            var timeout = runQueue.isEmpty ? timers.timeout(now: .now) : .zero
+            var timeout = !runQueue.isEmpty ? .zero : timers.isEmpty ? nil : timers.timeout(now: .now)
             if timeout != .zero {
                 inbox.wakePending.store(false, ordering: .sequentiallyConsistent)
                 if takeInbox() || !runQueue.isEmpty { timeout = .zero }
@@ -209,7 +209,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     /// Moves cross-thread work behind the local run queue and applies timer
     /// cancellations from other threads. Returns true once shutdown was asked.
     private func takeInbox() -> Bool {
-        inbox.contents.withLock { contents in
+        inbox.take(otherwise: false) { contents in
             if !contents.jobs.isEmpty {
                 if runQueue.isEmpty {
                     swap(&runQueue, &contents.jobs)
@@ -225,6 +225,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     }
 
     private func fireTimers() {
+        guard !timers.isEmpty else { return }
         let now = LoopClock.Instant.now
         while let action = timers.nextExpired(at: now) {
             switch action {
@@ -299,13 +300,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     /// Tasks that still prefer the loop afterwards continue on the default group.
     func shutDown() async {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
-            let accepted = inbox.contents.withLock { contents in
-                guard !contents.isClosed else { return false }
-                contents.isShuttingDown = true
-                contents.shutDownWaiters.append(continuation)
-                return true
-            }
-            if accepted { inbox.wakeIfNeeded(reactor.backend) } else { continuation.resume() }
+            if !inbox.pushShutDown(resuming: continuation, waking: reactor.backend) { continuation.resume() }
         }
         thread.withLock { thread in
             thread.take()?.join()

@@ -19,26 +19,50 @@ struct Inbox: ~Copyable {
 
     let contents = Locked(Contents())
     let wakePending = Atomic<Bool>(true)
+    /// Whether the contents changed since the loop last took them. Set under the lock
+    /// by every producer, cleared under it by the loop, and read by the loop without
+    /// it: a turn that finds nothing takes no lock.
+    let hasNews = Atomic<Bool>(false)
 
     /// Adds a job and wakes the loop if nobody else has. Returns false once closed.
     func push(_ item: RunItem, waking backend: any ReactorBackend) -> Bool {
-        let accepted = contents.withLock { contents in
-            guard !contents.isClosed else { return false }
-            contents.jobs.append(item)
-            return true
-        }
-        if accepted { wakeIfNeeded(backend) }
-        return accepted
+        add(waking: backend) { $0.jobs.append(item) }
     }
 
     /// Asks the loop to cancel a timer that a task on another thread gave up on.
     func pushCancelledTimer(_ id: TimerID, waking backend: any ReactorBackend) {
+        _ = add(waking: backend) { $0.cancelledTimers.append(id) }
+    }
+
+    /// Asks the loop to stop, and to resume `waiter` once it has. Returns false if the
+    /// loop has stopped already.
+    func pushShutDown(resuming waiter: UnsafeContinuation<Void, Never>, waking backend: any ReactorBackend) -> Bool {
+        add(waking: backend) { contents in
+            contents.isShuttingDown = true
+            contents.shutDownWaiters.append(waiter)
+        }
+    }
+
+    /// Loop thread: runs `body` on the contents if anything changed since the last call.
+    func take<Result>(otherwise nothing: Result, _ body: (inout Contents) -> Result) -> Result {
+        // Sequentially consistent with the producers' stores, for the same reason as
+        // `wakeIfNeeded`: the loop's last look before it blocks sees their news.
+        guard hasNews.load(ordering: .sequentiallyConsistent) else { return nothing }
+        return contents.withLock { contents in
+            hasNews.store(false, ordering: .relaxed)
+            return body(&contents)
+        }
+    }
+
+    private func add(waking backend: any ReactorBackend, _ body: (inout Contents) -> Void) -> Bool {
         let accepted = contents.withLock { contents in
             guard !contents.isClosed else { return false }
-            contents.cancelledTimers.append(id)
+            body(&contents)
+            hasNews.store(true, ordering: .sequentiallyConsistent)
             return true
         }
         if accepted { wakeIfNeeded(backend) }
+        return accepted
     }
 
     // Sequentially consistent with the loop's store of false before it blocks: either

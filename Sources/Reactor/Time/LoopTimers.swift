@@ -39,6 +39,9 @@ struct LoopTimers: ~Copyable {
         instant.nanoseconds > origin ? (instant.nanoseconds - origin) / Self.nanosecondsPerTick : 0
     }
 
+    /// Whether no timer is pending: the loop then reads no clock for them.
+    var isEmpty: Bool { wheel.count == 0 }
+
     /// How long the loop may block before the next timer is due; nil when none is pending.
     func timeout(now: LoopClock.Instant) -> Duration? {
         guard let expiry = wheel.nextExpiry else { return nil }
