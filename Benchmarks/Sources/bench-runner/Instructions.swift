@@ -1,6 +1,7 @@
-// The instructions a server retires over a measured window, user and kernel apart, read from the
-// hardware counters through `perf stat`. Unlike CPU time they do not depend on how fast the VM runs
-// or on who else is on the CPU, so they compare servers steadily across rounds and runs.
+// Events of a server over a measured window, read through `perf stat`: the instructions it retires,
+// user and kernel apart, from the hardware counters (unlike CPU time they do not depend on how fast
+// the VM runs or on who else is on the CPU, so they compare servers steadily across rounds and runs),
+// and its system calls, from the tracepoints.
 import Foundation
 
 #if canImport(Glibc)
@@ -20,44 +21,59 @@ struct Instructions {
     }
 }
 
-/// `perf stat` counting instructions, on a machine where the probe found both counters working.
-struct InstructionCounter {
-    static let events = "instructions:u,instructions:k"
+/// `perf stat` counting some events of a process, on a machine where the probe found them all
+/// counted: the instruction counters, or the system-call tracepoints.
+struct EventCounter {
+    /// Instructions in user space and in the kernel (hardware counters).
+    static let instructions = "instructions:u,instructions:k"
+    /// Every system call, and `io_uring_enter` alone (tracepoints, which VMs without a virtual
+    /// PMU have too, and which slow the traced process far less than strace does).
+    static let syscalls = "raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter"
 
-    private init() {}
+    let events: String
 
-    /// Counts `true`'s instructions once, and returns a counter if perf reported both numbers.
-    /// Throws the reason otherwise: perf missing, or the counters not supported (as on VMs
-    /// without a virtual PMU).
-    static func probe() throws(MeasurementError) -> InstructionCounter {
+    /// Counts `true`'s events once, and returns a counter if perf reported every one of them.
+    /// Throws the reason otherwise: perf missing, or an event not supported (as the instruction
+    /// counters are on VMs without a virtual PMU).
+    static func probe(_ events: String) throws(MeasurementError) -> EventCounter {
         let (status, output) = capture(["perf", "stat", "-x,", "-e", events, "true"], timeout: 30)
-        guard status == 0, parse(output) != nil else {
+        let counter = EventCounter(events: events)
+        guard status == 0, counter.parse(output) != nil else {
             let reason = output.split(separator: "\n").filter { !$0.isEmpty }.suffix(2).joined(separator: " | ")
-            throw MeasurementError("`perf stat -e \(events) true` did not count instructions (exit \(status): \(reason))")
+            throw MeasurementError("`perf stat -e \(events) true` did not count them (exit \(status): \(reason))")
         }
-        return InstructionCounter()
+        return counter
     }
 
-    /// Starts counting `pid`'s instructions now, until ``Counting/stop()``.
+    /// Starts counting `pid`'s events now, until ``Counting/stop()``.
     func start(pid: pid_t) throws -> Counting {
-        Counting(perf: try spawn(["perf", "stat", "-x,", "-e", Self.events, "-p", String(pid)], output: .pipe))
+        Counting(counter: self, perf: try spawn(["perf", "stat", "-x,", "-e", events, "-p", String(pid)], output: .pipe))
     }
 
-    /// perf's CSV lines, `value,unit,event,...`, for the two events; nil when either is missing or
+    /// perf's CSV lines, `value,unit,event,...`, by event; nil when one of `events` is missing or
     /// reads `<not supported>` or `<not counted>`.
-    fileprivate static func parse(_ output: String) -> Instructions? {
+    fileprivate func parse(_ output: String) -> [String: Double]? {
         var counts = [String: Double]()
         for line in output.split(separator: "\n") {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
             if fields.count >= 3, let value = Double(fields[0]) { counts[String(fields[2])] = value }
         }
+        let names = events.split(separator: ",").map(String.init)
+        return names.allSatisfy { counts[$0] != nil } ? counts : nil
+    }
+}
+
+extension Instructions {
+    /// The instruction counts among an ``EventCounter/instructions`` counter's.
+    init?(_ counts: [String: Double]) {
         guard let user = counts["instructions:u"], let kernel = counts["instructions:k"] else { return nil }
-        return Instructions(user: user, kernel: kernel)
+        self.init(user: user, kernel: kernel)
     }
 }
 
 /// One `perf stat -p PID` under way.
 struct Counting {
+    let counter: EventCounter
     let perf: Child
 
     /// Ends the count now: perf stops counting on SIGINT, then prints and exits.
@@ -65,13 +81,13 @@ struct Counting {
         kill(perf.pid, SIGINT)
     }
 
-    /// The counts, once perf has printed them after ``stop()``.
-    func read() throws -> Instructions {
+    /// The counts by event, once perf has printed them after ``stop()``.
+    func read() throws -> [String: Double] {
         var output = ""
         readLines(from: perf, timeout: 10) { output += $0 + "\n" }
         perf.wait()
-        guard let counts = InstructionCounter.parse(output) else {
-            throw MeasurementError("perf stat printed no instruction counts: \(output.split(separator: "\n").suffix(2).joined(separator: " | "))")
+        guard let counts = counter.parse(output) else {
+            throw MeasurementError("perf stat printed no counts of \(counter.events): \(output.split(separator: "\n").suffix(2).joined(separator: " | "))")
         }
         return counts
     }

@@ -44,8 +44,19 @@ struct SyscallSample {
     var messages: Double
     var calls: [String: Double]  // per syscall, over the whole window
     var total: Double
+    /// The same server's calls at full speed, counted through the tracepoints, if perf has them.
+    var untraced: SyscallRate?
     var perMessage: Double { messages > 0 ? total / messages : 0 }
     func perMessage(of call: String) -> Double { messages > 0 ? (calls[call] ?? 0) / messages : 0 }
+}
+
+/// System calls over a measured window of a server that strace does not slow.
+struct SyscallRate {
+    var messages: Double
+    var calls: Double
+    var enters: Double  // io_uring_enter
+    var perMessage: Double { messages > 0 ? calls / messages : 0 }
+    var entersPerMessage: Double { messages > 0 ? enters / messages : 0 }
 }
 
 struct AllocationSample {
@@ -112,7 +123,7 @@ func runLoadgen(_ programs: Programs, port: Int, connections: Int, size: Int, wa
 /// fails is logged and left out; the run still counts.
 func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, size: Int,
                  warmup: Double, duration: Double, loadgenCPU: Int, reconnecting: Bool = false,
-                 counter: InstructionCounter? = nil) throws -> EchoSample {
+                 counter: EventCounter? = nil) throws -> EchoSample {
     let pid = server.child.pid
     var counting: Counting? = nil
     var countingFailure: Error? = nil
@@ -133,7 +144,7 @@ func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, 
         throw error
     }
     var instructions: Instructions? = nil
-    do { instructions = try counting?.read() } catch { countingFailure = error }
+    do { if let counts = try counting?.read() { instructions = Instructions(counts) } } catch { countingFailure = error }
     if let countingFailure { log("    instructions not counted: \(countingFailure)") }
     guard server.child.isRunning() else { throw MeasurementError("\(server.server.name) exited during the run") }
     let f = run.fields
@@ -147,7 +158,7 @@ func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, 
 /// the server's instructions are counted over the measured wrk run, as its CPU time is (wrk's
 /// connection set-up included, a few requests' worth); a count that fails is logged and left out.
 func measureHTTP(server: RunningServer, connections: Int, duration: Double, cpu: Int,
-                 counter: InstructionCounter? = nil) throws -> HTTPSample {
+                 counter: EventCounter? = nil) throws -> HTTPSample {
     let url = "http://127.0.0.1:\(server.port)/"
     let wrk = ["taskset", "-c", String(cpu), "wrk", "-t1", "-c\(connections)"]
     _ = capture(wrk + ["-d1s", url], timeout: 30)
@@ -162,7 +173,7 @@ func measureHTTP(server: RunningServer, connections: Int, duration: Double, cpu:
     let after = cpuSeconds(of: server.child.pid) ?? .nan
     counting?.stop()
     var instructions: Instructions? = nil
-    do { instructions = try counting?.read() } catch { countingFailure = error }
+    do { if let counts = try counting?.read() { instructions = Instructions(counts) } } catch { countingFailure = error }
     if let countingFailure { log("    instructions not counted: \(countingFailure)") }
     guard status == 0, server.child.isRunning() else {
         throw MeasurementError("wrk exit \(status): \(output.split(separator: "\n").suffix(3).joined(separator: " | "))")
@@ -232,6 +243,29 @@ func measureSyscalls(_ programs: Programs, server: RunningServer, connections: I
     }
     guard total > 0 else { throw MeasurementError("strace counted no syscalls") }
     return SyscallSample(messages: run.fields["total_messages"] ?? 0, calls: calls, total: total)
+}
+
+/// Counts the server's system calls through the tracepoints (`counter`, an ``EventCounter/syscalls``
+/// one) over one load-generator window, from its `phase=measure` line to its result line: the rate
+/// of a server at full speed, whose turns gather fewer completions than strace's slowing lets pile up.
+func measureSyscallRate(_ programs: Programs, server: RunningServer, connections: Int, duration: Double,
+                        loadgenCPU: Int, counter: EventCounter) throws -> SyscallRate {
+    var counting: Counting? = nil
+    let run: LoadgenResult
+    do {
+        run = try runLoadgen(programs, port: server.port, connections: connections, size: 64,
+                             warmup: 0.5, duration: duration, cpu: loadgenCPU) {
+            if let counting { counting.stop() } else { counting = try? counter.start(pid: server.child.pid) }
+            return 0
+        }
+    } catch {
+        counting?.cancel()
+        throw error
+    }
+    guard let counting else { throw MeasurementError("perf stat did not start") }
+    let counts = try counting.read()
+    return SyscallRate(messages: run.fields["messages"] ?? 0, calls: counts["raw_syscalls:sys_enter"] ?? 0,
+                       enters: counts["syscalls:sys_enter_io_uring_enter"] ?? 0)
 }
 
 /// Runs the server's echo under the malloc counter (started by the caller with LD_PRELOAD and

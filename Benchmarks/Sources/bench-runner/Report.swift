@@ -110,7 +110,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             **Instructions per message** are the steadier comparison on this VM, whose speed varies between \
             rounds and runs: a slower CPU lowers every server's msgs per server CPU-s (by up to 2× between \
             rounds), but not the instructions it retires per message. They are read from the hardware counters \
-            with `perf stat -x, -e \(InstructionCounter.events) -p PID`, started at the load generator's \
+            with `perf stat -x, -e \(EventCounter.instructions) -p PID`, started at the load generator's \
             `phase=measure` line and stopped (SIGINT) at its result line, the marks of the CPU-time reading, and \
             divided by the messages of that window (perf takes a few ms to attach, which every server loses \
             alike). "User" is the server's own code and libraries, and the steadiest; "kernel" is its system \
@@ -230,18 +230,24 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
         md += "## Syscalls per echo message (64 connections, split, `strace -c -f -p PID` over one load run)\n\n"
         md += "One run per server; strace slows the server a lot, so only the counts mean anything here "
         md += "(a slowed io_uring server also gathers more completions per `io_uring_enter`). "
-        md += "On io_uring the reads and writes are not system calls; `io_uring_enter` is.\n\n"
-        md += "| server | messages traced | syscalls per message | io_uring_enter per message | the most frequent, per message |\n"
-        md += "|---|---:|---:|---:|---|\n"
+        md += "On io_uring the reads and writes are not system calls; `io_uring_enter` is. "
+        md += "The columns \"at full speed\" count the same server's calls in a second run, through perf's tracepoints "
+        md += "(`perf stat -e \(EventCounter.syscalls) -p PID` over the load generator's measured window), which barely slow it: "
+        md += "an io_uring server then gathers fewer completions per turn, and makes more calls per message.\n\n"
+        md += "| server | messages traced | syscalls per message | io_uring_enter per message | the most frequent, per message "
+        md += "| at full speed: syscalls per message | io_uring_enter per message |\n"
+        md += "|---|---:|---:|---:|---|---:|---:|\n"
         for server in results.echoServers {
             guard let sample = results.syscalls[server.name] else {
-                md += "| \(server.name) | — | — | — | — |\n"
+                md += "| \(server.name) | — | — | — | — | — | — |\n"
                 continue
             }
             let top = sample.calls.sorted { $0.value > $1.value }.prefix(5)
                 .map { "\($0.key) \(decimal(sample.perMessage(of: $0.key), 2))" }.joined(separator: ", ")
             let enters = sample.calls["io_uring_enter"] == nil ? "—" : decimal(sample.perMessage(of: "io_uring_enter"), 3)
-            md += "| \(server.name) | \(compact(sample.messages)) | \(decimal(sample.perMessage, 2)) | \(enters) | \(top) |\n"
+            let fast = sample.untraced.map { decimal($0.perMessage, 2) } ?? "—"
+            let fastEnters = sample.untraced.map { $0.enters > 0 ? decimal($0.entersPerMessage, 3) : "—" } ?? "—"
+            md += "| \(server.name) | \(compact(sample.messages)) | \(decimal(sample.perMessage, 2)) | \(enters) | \(top) | \(fast) | \(fastEnters) |\n"
         }
         md += "\n"
     }

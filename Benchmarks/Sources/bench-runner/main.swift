@@ -328,9 +328,9 @@ final class PortAllocator {
 func runAll(options: Options, programs: Programs, ports: PortAllocator, results: Results) {
     let hasWrk = capture(["sh", "-c", "command -v wrk"]).status == 0
     let hasStrace = capture(["sh", "-c", "command -v strace"]).status == 0
-    var counter: InstructionCounter? = nil
+    var counter: EventCounter? = nil
     do {
-        counter = try InstructionCounter.probe()
+        counter = try EventCounter.probe(EventCounter.instructions)
     } catch {
         log("No instruction counts: \(error)")
         results.failures.append("No instruction counts: \(error).")
@@ -372,17 +372,28 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
         results.failures.append("wrk is not installed (`apt-get install -y wrk`): no HTTP figures.")
     }
 
+    var tracer: EventCounter? = nil
+    do {
+        tracer = try EventCounter.probe(EventCounter.syscalls)
+    } catch {
+        results.failures.append("No syscall counts at full speed: \(error).")
+    }
     if hasStrace {
         for server in results.echoServers {
             log("[syscalls] \(server.name)")
             do {
                 let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
                 defer { running.child.stop() }
-                let sample = try measureSyscalls(programs, server: running, connections: 64,
+                var sample = try measureSyscalls(programs, server: running, connections: 64,
                                                  duration: options.quick ? 1 : 2, loadgenCPU: 0,
                                                  logDirectory: Paths.logs)
+                if let tracer {
+                    sample.untraced = try measureSyscallRate(programs, server: running, connections: 64,
+                                                             duration: options.quick ? 1 : 2, loadgenCPU: 0, counter: tracer)
+                }
                 results.syscalls[server.name] = sample
-                log(String(format: "    %.2f syscalls per message", sample.perMessage))
+                log(String(format: "    %.2f syscalls per message traced, %.2f at full speed",
+                           sample.perMessage, sample.untraced?.perMessage ?? .nan))
             } catch {
                 results.failures.append("syscalls, \(server.name): \(error)")
                 log("    failed: \(error)")
