@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import Testing
 
@@ -73,6 +74,30 @@ extension ReactorTests {
             try await waitUntil { running.value > before + 10 }
             spinner.cancel()
             await spinner.value
+        }
+
+        @Test("shutdown ends wherever in the loop's turn it arrives, while jobs come from another thread",
+              .serialized, .timeLimit(.minutes(1)), arguments: BackendKind.availableHere)
+        func shutdownRacingJobs(backend: BackendKind) async throws {
+            // The loop looks at its inbox twice before it blocks; a shutdown asked between
+            // the two looks must still stop it. Jobs trickle in, each letting the loop go
+            // idle, so that it passes those looks over and over while the shutdown arrives.
+            for round in 0..<100 {
+                let group = try await EventLoopGroup(loopCount: 1, backend: backend)
+                let loop = group.loops[0]
+                let ran = Counter()
+                let producer = Task.detached {
+                    for _ in 0..<40 {
+                        loop.execute { ran.increment() }
+                        usleep(UInt32(round % 4) * 10)
+                    }
+                }
+                try await waitUntil { ran.value > 0 }
+                await group.shutdownGracefully()
+                await producer.value
+                // Jobs handed over after the stop run on the default group: none is lost.
+                try await waitUntil { ran.value == 40 }
+            }
         }
 
         @Test("pending timer callbacks are dropped at shutdown, and scheduling during the drain is a no-op", arguments: BackendKind.availableHere)

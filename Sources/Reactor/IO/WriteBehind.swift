@@ -8,8 +8,9 @@ import SystemPackage
 
 /// A stream write that the loop finishes after its writer went on (io_uring).
 ///
-/// On a loop that has other jobs queued, a write that waited for its completion would
-/// cost the task a suspension, and a resumption in the loop's next turn. A short write
+/// On a loop whose next wait submits anyway (other jobs are queued, or submissions
+/// wait), a write that waited for its completion would cost the task a suspension, and
+/// a resumption in the loop's next turn. A short write
 /// is instead copied to a pool buffer and submitted with the loop's next wait, the way
 /// the kernel copies a `send(2)` into the socket's buffer, and the writer returns.
 ///

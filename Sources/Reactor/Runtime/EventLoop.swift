@@ -53,6 +53,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     @exclusivity(unchecked) private var runQueue = Deque<RunItem>()
     @exclusivity(unchecked) var timers: LoopTimers
     private var isStopped = false
+    private var isShutDownAsked = false
 
     /// Creates a loop on a new thread.
     ///
@@ -207,9 +208,12 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     }
 
     /// Moves cross-thread work behind the local run queue and applies timer
-    /// cancellations from other threads. Returns true once shutdown was asked.
+    /// cancellations from other threads. Returns true once shutdown was asked: from
+    /// then on, also when the inbox holds nothing new, since a call that took the
+    /// request may have been one that could not stop the loop.
     private func takeInbox() -> Bool {
-        inbox.take(otherwise: false) { contents in
+        if isShutDownAsked { return true }
+        isShutDownAsked = inbox.take(otherwise: false) { contents in
             if !contents.jobs.isEmpty {
                 if runQueue.isEmpty {
                     swap(&runQueue, &contents.jobs)
@@ -222,6 +226,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
             contents.cancelledTimers.removeAll(keepingCapacity: true)
             return contents.isShuttingDown
         }
+        return isShutDownAsked
     }
 
     private func fireTimers() {
