@@ -28,7 +28,11 @@ struct EventCounter {
     static let instructions = "instructions:u,instructions:k"
     /// Every system call, and `io_uring_enter` alone (tracepoints, which VMs without a virtual
     /// PMU have too, and which slow the traced process far less than strace does).
-    static let syscalls = "raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter"
+    static let syscalls = "\(allSyscalls),\(uringEnters)"
+    /// The tracepoint of every system call.
+    static let allSyscalls = "raw_syscalls:sys_enter"
+    /// The tracepoint of `io_uring_enter`.
+    static let uringEnters = "syscalls:sys_enter_io_uring_enter"
 
     let events: String
 

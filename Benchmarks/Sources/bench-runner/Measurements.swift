@@ -14,12 +14,17 @@ struct EchoSample {
     var p50: Double  // µs
     var p99: Double  // µs
     var serverCPU: Double  // seconds
-    /// The server's instructions over the same window; nil when they were not counted.
-    var instructions: Instructions?
+    /// The events perf counted over the same window, by name; nil when they were not counted.
+    var counts: [String: Double]?
 
     var messagesPerCPUSecond: Double { serverCPU > 0 ? messages / serverCPU : 0 }
     var serverUtilisation: Double { seconds > 0 ? serverCPU / seconds : 0 }
-    var instructionsPerMessage: Instructions? { instructions?.per(messages) }
+    var instructionsPerMessage: Instructions? { counts.flatMap(Instructions.init)?.per(messages) }
+    /// `event`'s count per message, if it was counted.
+    func perMessage(of event: String) -> Double? {
+        guard let count = counts?[event], messages > 0 else { return nil }
+        return count / messages
+    }
 }
 
 /// One wrk run.
@@ -44,19 +49,11 @@ struct SyscallSample {
     var messages: Double
     var calls: [String: Double]  // per syscall, over the whole window
     var total: Double
-    /// The same server's calls at full speed, counted through the tracepoints, if perf has them.
-    var untraced: SyscallRate?
+    /// An echo run of the same server at full speed, with its system calls counted through the
+    /// tracepoints (``EventCounter/syscalls``), if perf has them.
+    var untraced: EchoSample?
     var perMessage: Double { messages > 0 ? total / messages : 0 }
     func perMessage(of call: String) -> Double { messages > 0 ? (calls[call] ?? 0) / messages : 0 }
-}
-
-/// System calls over a measured window of a server that strace does not slow.
-struct SyscallRate {
-    var messages: Double
-    var calls: Double
-    var enters: Double  // io_uring_enter
-    var perMessage: Double { messages > 0 ? calls / messages : 0 }
-    var entersPerMessage: Double { messages > 0 ? enters / messages : 0 }
 }
 
 struct AllocationSample {
@@ -118,9 +115,9 @@ func runLoadgen(_ programs: Programs, port: Int, connections: Int, size: Int, wa
     return LoadgenResult(fields: result, marks: marks)
 }
 
-/// One echo run. With a `counter`, the server's instructions are counted over the same window as
-/// its CPU time: perf starts at the window's first mark and is stopped at its second. A count that
-/// fails is logged and left out; the run still counts.
+/// One echo run. With a `counter`, the server's events (its instructions, or its system calls) are
+/// counted over the same window as its CPU time: perf starts at the window's first mark and is
+/// stopped at its second. A count that fails is logged and left out; the run still counts.
 func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, size: Int,
                  warmup: Double, duration: Double, loadgenCPU: Int, reconnecting: Bool = false,
                  counter: EventCounter? = nil) throws -> EchoSample {
@@ -143,15 +140,15 @@ func measureEcho(_ programs: Programs, server: RunningServer, connections: Int, 
         counting?.cancel()
         throw error
     }
-    var instructions: Instructions? = nil
-    do { if let counts = try counting?.read() { instructions = Instructions(counts) } } catch { countingFailure = error }
-    if let countingFailure { log("    instructions not counted: \(countingFailure)") }
+    var counts: [String: Double]? = nil
+    do { counts = try counting?.read() } catch { countingFailure = error }
+    if let countingFailure { log("    events not counted: \(countingFailure)") }
     guard server.child.isRunning() else { throw MeasurementError("\(server.server.name) exited during the run") }
     let f = run.fields
     return EchoSample(messages: f["messages"] ?? 0, seconds: f["seconds"] ?? 0,
                       messagesPerSecond: f["msgs_per_sec"] ?? 0, p50: f["p50_us"] ?? 0,
                       p99: f["p99_us"] ?? 0, serverCPU: run.marks[1] - run.marks[0],
-                      instructions: instructions)
+                      counts: counts)
 }
 
 /// `wrk -t1 -cN -dS --latency` pinned to `cpu`, after a one-second warm-up run. With a `counter`,
@@ -243,29 +240,6 @@ func measureSyscalls(_ programs: Programs, server: RunningServer, connections: I
     }
     guard total > 0 else { throw MeasurementError("strace counted no syscalls") }
     return SyscallSample(messages: run.fields["total_messages"] ?? 0, calls: calls, total: total)
-}
-
-/// Counts the server's system calls through the tracepoints (`counter`, an ``EventCounter/syscalls``
-/// one) over one load-generator window, from its `phase=measure` line to its result line: the rate
-/// of a server at full speed, whose turns gather fewer completions than strace's slowing lets pile up.
-func measureSyscallRate(_ programs: Programs, server: RunningServer, connections: Int, duration: Double,
-                        loadgenCPU: Int, counter: EventCounter) throws -> SyscallRate {
-    var counting: Counting? = nil
-    let run: LoadgenResult
-    do {
-        run = try runLoadgen(programs, port: server.port, connections: connections, size: 64,
-                             warmup: 0.5, duration: duration, cpu: loadgenCPU) {
-            if let counting { counting.stop() } else { counting = try? counter.start(pid: server.child.pid) }
-            return 0
-        }
-    } catch {
-        counting?.cancel()
-        throw error
-    }
-    guard let counting else { throw MeasurementError("perf stat did not start") }
-    let counts = try counting.read()
-    return SyscallRate(messages: run.fields["messages"] ?? 0, calls: counts["raw_syscalls:sys_enter"] ?? 0,
-                       enters: counts["syscalls:sys_enter_io_uring_enter"] ?? 0)
 }
 
 /// Runs the server's echo under the malloc counter (started by the caller with LD_PRELOAD and

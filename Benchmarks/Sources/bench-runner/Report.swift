@@ -245,8 +245,10 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
             let top = sample.calls.sorted { $0.value > $1.value }.prefix(5)
                 .map { "\($0.key) \(decimal(sample.perMessage(of: $0.key), 2))" }.joined(separator: ", ")
             let enters = sample.calls["io_uring_enter"] == nil ? "—" : decimal(sample.perMessage(of: "io_uring_enter"), 3)
-            let fast = sample.untraced.map { decimal($0.perMessage, 2) } ?? "—"
-            let fastEnters = sample.untraced.map { $0.enters > 0 ? decimal($0.entersPerMessage, 3) : "—" } ?? "—"
+            let fast = sample.untraced?.perMessage(of: EventCounter.allSyscalls).map { decimal($0, 2) } ?? "—"
+            // Like the traced column: a dash for a server that makes no io_uring_enter.
+            let fastEnters = sample.calls["io_uring_enter"] == nil
+                ? "—" : sample.untraced?.perMessage(of: EventCounter.uringEnters).map { decimal($0, 3) } ?? "—"
             md += "| \(server.name) | \(compact(sample.messages)) | \(decimal(sample.perMessage, 2)) | \(enters) | \(top) | \(fast) | \(fastEnters) |\n"
         }
         md += "\n"

@@ -52,7 +52,7 @@ func uringTargetSection(results: Results, reactor: ReactorAvailability) -> Strin
     let name = "Reactor uring"
     var rows = ""
     if let sample = results.syscalls[name] {
-        let fast = sample.untraced.map { "; at full speed \(decimal($0.perMessage, 2))" } ?? ""
+        let fast = sample.untraced?.perMessage(of: EventCounter.allSyscalls).map { "; at full speed \(decimal($0, 2))" } ?? ""
         rows += "| syscalls per echo message ≤ 0.1 at 64 connections (strace) | \(verdict(sample.perMessage, 0.1, atLeast: false))\(fast) |\n"
     }
     let efficiency = { (server: String) in echoMedian(results, "split-64", server, \.messagesPerCPUSecond) }

@@ -388,12 +388,13 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
                                                  duration: options.quick ? 1 : 2, loadgenCPU: 0,
                                                  logDirectory: Paths.logs)
                 if let tracer {
-                    sample.untraced = try measureSyscallRate(programs, server: running, connections: 64,
-                                                             duration: options.quick ? 1 : 2, loadgenCPU: 0, counter: tracer)
+                    sample.untraced = try measureEcho(programs, server: running, connections: 64, size: 64,
+                                                      warmup: options.warmup, duration: options.quick ? 1 : 2,
+                                                      loadgenCPU: 0, counter: tracer)
                 }
                 results.syscalls[server.name] = sample
-                log(String(format: "    %.2f syscalls per message traced, %.2f at full speed",
-                           sample.perMessage, sample.untraced?.perMessage ?? .nan))
+                log(String(format: "    %.2f syscalls per message traced, %.2f at full speed", sample.perMessage,
+                           sample.untraced?.perMessage(of: EventCounter.allSyscalls) ?? .nan))
             } catch {
                 results.failures.append("syscalls, \(server.name): \(error)")
                 log("    failed: \(error)")

@@ -53,7 +53,6 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     @exclusivity(unchecked) private var runQueue = Deque<RunItem>()
     @exclusivity(unchecked) var timers: LoopTimers
     private var isStopped = false
-    private var isShutDownAsked = false
 
     /// Creates a loop on a new thread.
     ///
@@ -182,7 +181,7 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
                 stop()
                 return
             }
-            var timeout = !runQueue.isEmpty ? .zero : timers.isEmpty ? nil : timers.timeout(now: .now)
+            var timeout = runQueue.isEmpty ? timers.timeout(now: .now) : .zero
             if timeout != .zero {
                 inbox.wakePending.store(false, ordering: .sequentiallyConsistent)
                 if takeInbox() || !runQueue.isEmpty { timeout = .zero }
@@ -208,12 +207,9 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
     }
 
     /// Moves cross-thread work behind the local run queue and applies timer
-    /// cancellations from other threads. Returns true once shutdown was asked: from
-    /// then on, also when the inbox holds nothing new, since a call that took the
-    /// request may have been one that could not stop the loop.
+    /// cancellations from other threads. Returns true once shutdown was asked.
     private func takeInbox() -> Bool {
-        if isShutDownAsked { return true }
-        isShutDownAsked = inbox.take(otherwise: false) { contents in
+        inbox.take(otherwise: false) { contents in
             if !contents.jobs.isEmpty {
                 if runQueue.isEmpty {
                     swap(&runQueue, &contents.jobs)
@@ -226,7 +222,6 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
             contents.cancelledTimers.removeAll(keepingCapacity: true)
             return contents.isShuttingDown
         }
-        return isShutDownAsked
     }
 
     private func fireTimers() {

@@ -43,13 +43,16 @@ struct Inbox: ~Copyable {
         }
     }
 
-    /// Loop thread: runs `body` on the contents if anything changed since the last call.
+    /// Loop thread: runs `body` on the contents if anything changed since the last call,
+    /// or if a shutdown was asked.
     func take<Result>(otherwise nothing: Result, _ body: (inout Contents) -> Result) -> Result {
         // Sequentially consistent with the producers' stores, for the same reason as
         // `wakeIfNeeded`: the loop's last look before it blocks sees their news.
         guard hasNews.load(ordering: .sequentiallyConsistent) else { return nothing }
         return contents.withLock { contents in
-            hasNews.store(false, ordering: .relaxed)
+            // A shutdown request stays news until the loop stops: the look that took it
+            // may be one that cannot act on it, the last before the loop blocks.
+            defer { hasNews.store(contents.isShuttingDown, ordering: .relaxed) }
             return body(&contents)
         }
     }

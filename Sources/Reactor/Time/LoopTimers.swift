@@ -42,9 +42,11 @@ struct LoopTimers: ~Copyable {
     /// Whether no timer is pending: the loop then reads no clock for them.
     var isEmpty: Bool { wheel.count == 0 }
 
-    /// How long the loop may block before the next timer is due; nil when none is pending.
-    func timeout(now: LoopClock.Instant) -> Duration? {
+    /// How long the loop may block before the next timer is due; nil when none is pending,
+    /// and then `now` is not read.
+    func timeout(now: @autoclosure () -> LoopClock.Instant) -> Duration? {
         guard let expiry = wheel.nextExpiry else { return nil }
+        let now = now()
         let due = origin + expiry * Self.nanosecondsPerTick
         return due > now.nanoseconds ? .nanoseconds(Int64(due - now.nanoseconds)) : .zero
     }
