@@ -241,5 +241,29 @@ extension ReactorTests {
                 for stream in [firstReader, firstWriter, secondReader, secondWriter] { try stream.close() }
             }
         }
+
+        @Test("a write on a loop with nothing else to run joins the wait that bytes already arrived make return at once")
+        func joinsArrivedCompletions() async throws {
+            try await withLoop(.uring) { loop in
+                let (firstReader, firstWriter) = try UnixStream.pair(on: loop)
+                let (secondReader, secondWriter) = try UnixStream.pair(on: loop)
+                let received = Task(executorPreference: loop) { try await readSome(firstReader) }
+                try await waitUntil { firstReader.descriptor.io.isAwaitingRead }
+                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop)
+                try await onLoop(loop) {
+                    // Bytes reach the first reader's receive while the loop runs this job:
+                    // the kernel keeps their completion for the loop's next wait, which
+                    // then returns at once, so the write goes with it instead of by send(2).
+                    let peer = firstWriter.descriptor.fileDescriptor.rawValue
+                    let sent = message(1).withUnsafeBytes { Glibc.write(peer, $0.baseAddress, $0.count) }
+                    #expect(sent == 100)
+                    try await secondWriter.write(message(2))
+                }
+                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop) - before == 1)
+                #expect(try await received.value == message(1))
+                #expect(try await onLoop(loop) { try await readSome(secondReader) } == message(2))
+                for stream in [firstReader, firstWriter, secondReader, secondWriter] { try stream.close() }
+            }
+        }
     }
 }

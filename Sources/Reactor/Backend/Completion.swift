@@ -97,9 +97,10 @@ protocol CompletionBackend: ReactorBackend {
     /// once and leaves `id` to that wait.
     func submitNow(returning id: OperationID) -> Completion?
 
-    /// Loop thread: whether operations are queued for the loop's next wait, which then
-    /// makes a system call to hand them over whatever else it has to do.
-    var hasQueuedSubmissions: Bool { get }
+    /// Loop thread: whether the loop's next wait has work for the kernel whatever else
+    /// happens, and so makes a system call that returns at once: operations are queued
+    /// for it to submit, or completions of events that already arrived wait for it.
+    var hasPendingWork: Bool { get }
 
     /// Loop thread only: queues `operation` with nobody to take its completion, which is
     /// dropped. For a close, whose result nothing could act on.

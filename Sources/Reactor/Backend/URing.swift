@@ -14,11 +14,14 @@ struct URing: ~Copyable {
     private(set) var needsEnabling: Bool
 
     /// The setups to try, best first: the kernel refuses flags it does not know with
-    /// `EINVAL`, and an older kernel then gets the next one.
+    /// `EINVAL`, and an older kernel then gets the next one. `TASKRUN_FLAG` came with
+    /// `COOP_TASKRUN` (Linux 5.19), so it costs neither setup a kernel.
     private static let setups: [(flags: UInt32, disabled: Bool)] = [
         (CREACTOR_IORING_SETUP_SINGLE_ISSUER | CREACTOR_IORING_SETUP_DEFER_TASKRUN
-            | CREACTOR_IORING_SETUP_SUBMIT_ALL | CREACTOR_IORING_SETUP_R_DISABLED, true),
-        (CREACTOR_IORING_SETUP_COOP_TASKRUN | CREACTOR_IORING_SETUP_SUBMIT_ALL, false),
+            | CREACTOR_IORING_SETUP_TASKRUN_FLAG | CREACTOR_IORING_SETUP_SUBMIT_ALL
+            | CREACTOR_IORING_SETUP_R_DISABLED, true),
+        (CREACTOR_IORING_SETUP_COOP_TASKRUN | CREACTOR_IORING_SETUP_TASKRUN_FLAG
+            | CREACTOR_IORING_SETUP_SUBMIT_ALL, false),
         (0, false),
     ]
 
@@ -88,6 +91,13 @@ struct URing: ~Copyable {
     /// Whether completions are waiting in the queue.
     var hasCompletions: Bool {
         creactor_load_acquire(ring.cq_tail) != ring.cq_head.pointee
+    }
+
+    /// Whether the kernel holds completions that it posts only once this thread enters
+    /// it (the deferred or cooperative task work of an event that arrived): the next
+    /// enter returns at once, with them.
+    var hasDeferredCompletions: Bool {
+        creactor_load_relaxed(ring.sq_flags) & CREACTOR_IORING_SQ_TASKRUN != 0
     }
 
     /// Whether the kernel holds completions that did not fit the queue.

@@ -172,7 +172,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         return completed.remove(at: index)
     }
 
-    var hasQueuedSubmissions: Bool { ring.unsubmitted > 0 }
+    var hasPendingWork: Bool { ring.unsubmitted > 0 || ring.hasDeferredCompletions }
 
     func cancel(_ id: OperationID) {
         request { _ in .cancel(id) }

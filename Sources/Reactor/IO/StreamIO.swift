@@ -139,12 +139,14 @@ extension AsyncFD {
         _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation, peer: SocketAddress?
     ) async throws -> Int {
         if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
-        // With no other job to run before the loop's next wait, and nothing queued for
-        // that wait to submit, a write(2) now costs less than a submission and its
-        // completion. The ring takes the write when the stream is full, or when the wait
-        // makes a system call anyway: either way not at once, which would find it full
-        // again or go early.
-        let idle = !eventLoop.hasQueuedJobs && !eventLoop.completions!.hasQueuedSubmissions
+        // With no other job to run before the loop's next wait, and no work that makes
+        // that wait return at once (submissions to hand over, completions of events that
+        // already arrived), the wait sleeps: a submitted write would complete at once and
+        // wake it, to sleep again in a second system call, so a write(2) now costs as
+        // many calls and no completion. Otherwise the write rides along with the wait's
+        // call. The ring also takes it when the stream is full: a write now would find
+        // it full again.
+        let idle = !eventLoop.hasQueuedJobs && !eventLoop.completions!.hasPendingWork
         if idle, !io.isAwaitingWrite, let sent = try attemptNow(
             as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, bytes) } })
         {
