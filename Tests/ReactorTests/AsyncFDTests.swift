@@ -160,7 +160,7 @@ extension ReactorTests {
                 let finished = Counter()
                 let writer = Task(executorPreference: loop) {
                     defer { finished.increment() }
-                    return try await withTimeout(.seconds(10)) {
+                    return try await withTimeout(.seconds(60)) {
                         try await source.whenWritable { (fd) throws(Errno) in
                             try valueOrErrno { chunk.withUnsafeBytes { send(fd.rawValue, $0.baseAddress, 1, CInt(MSG_NOSIGNAL)) } }
                         }
@@ -200,7 +200,7 @@ extension ReactorTests {
                 // The peer waits on a default-group loop, not the one under test.
                 let peerSource = try AsyncFD(FileDescriptor(rawValue: peer))
                 let peerSeesEnd = Task {
-                    try await withTimeout(.seconds(10)) { try await peerSource.readable().isReadClosed }
+                    try await withTimeout(.seconds(60)) { try await peerSource.readable().isReadClosed }
                 }
                 // The loop is asleep now; close from this thread, which is not the loop's.
                 try source.close()

@@ -16,7 +16,7 @@ extension ReactorTests {
                     let report = try await benchmark.run(
                         against: server.address, clientLoops: clients.loops, serverLoops: servers.loops
                     ) { progress.append($0) }
-                    #expect(try await server.shutdown(gracePeriod: .seconds(10)), "every client closed its connection")
+                    #expect(try await server.shutdown(gracePeriod: .seconds(30)), "every client closed its connection")
 
                     #expect(report.messages > 0)
                     #expect(report.latency.count > 0)

@@ -31,7 +31,7 @@ extension ReactorTests {
                             try client.close()
                         }
                     }
-                    #expect(try await server.shutdown(gracePeriod: .seconds(10)))
+                    #expect(try await server.shutdown(gracePeriod: .seconds(30)))
                     #expect(served.elements.count == 64)
                     #expect(served.elements.allSatisfy { $0.1 })
                     #expect(noDelay.elements.count == 64 && noDelay.elements.allSatisfy { $0 }, "inherited from the listener")
@@ -72,7 +72,7 @@ extension ReactorTests {
                     _ = try TCPServer(bindingTo: first.address, on: group.loops) { _ in }
                 }
                 #expect(error?.errno == .addressInUse)
-                #expect(try await first.shutdown(gracePeriod: .seconds(10)))
+                #expect(try await first.shutdown(gracePeriod: .seconds(30)))
             }
         }
     }
