@@ -1,4 +1,5 @@
 import CReactor
+import Glibc
 import Testing
 
 @testable import Reactor
@@ -46,6 +47,33 @@ extension ReactorTests {
                 #expect(received == (0..<20).map { UInt8($0) })
                 try sender.close()
                 try receiver.close()
+            }
+        }
+
+        @Test("a datagram sent while the kernel holds completions for the loop goes with the loop's wait, which returns at once")
+        func datagramJoinsArrivedCompletions() async throws {
+            try await withLoop(.uring) { loop in
+                let pipe = try Pipe(on: loop)
+                let sender = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
+                let receiver = try UDPSocket.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
+                let destination = try receiver.localAddress
+                let read = Task(executorPreference: loop) { try await pipe.reader.read(upTo: 16) }
+                try await waitUntil { pipe.reader.source.io.isAwaitingRead }
+                let before = try await Self.inlineCompletions(on: loop)
+                try await onLoop(loop) {
+                    // The pipe's byte completes the parked read while this job runs: the
+                    // kernel holds that completion until the loop's next wait.
+                    var byte: UInt8 = 9
+                    #expect(Glibc.write(pipe.writer.sink.fileDescriptor.rawValue, &byte, 1) == 1)
+                    try await sender.send([1], to: destination)
+                }
+                #expect(try await Self.inlineCompletions(on: loop) == before)
+                #expect(try await read.value == [9])
+                #expect(try await onLoop(loop) { try await receiver.receive(upTo: 8).bytes } == [1])
+                try sender.close()
+                try receiver.close()
+                try pipe.reader.close()
+                try pipe.writer.close()
             }
         }
 

@@ -255,8 +255,9 @@ extension ReactorTests {
                     // the kernel keeps their completion for the loop's next wait, which
                     // then returns at once, so the write goes with it instead of by send(2).
                     let peer = firstWriter.descriptor.fileDescriptor.rawValue
-                    let sent = message(1).withUnsafeBytes { Glibc.write(peer, $0.baseAddress, $0.count) }
-                    #expect(sent == 100)
+                    let bytes = message(1)
+                    let sent = bytes.withUnsafeBytes { Glibc.write(peer, $0.baseAddress, $0.count) }
+                    #expect(sent == bytes.count)
                     try await secondWriter.write(message(2))
                 }
                 #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_SEND, on: loop) - before == 1)

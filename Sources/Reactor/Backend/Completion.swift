@@ -99,7 +99,8 @@ protocol CompletionBackend: ReactorBackend {
 
     /// Loop thread: whether the loop's next wait has work for the kernel whatever else
     /// happens, and so makes a system call that returns at once: operations are queued
-    /// for it to submit, or completions of events that already arrived wait for it.
+    /// for it to submit, or completions of events that already arrived wait for it
+    /// (see ``EventLoop/nextWaitSleeps``).
     var hasPendingWork: Bool { get }
 
     /// Loop thread only: queues `operation` with nobody to take its completion, which is

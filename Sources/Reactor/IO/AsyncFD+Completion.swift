@@ -52,11 +52,10 @@ extension AsyncFD {
         while true {
             try Task.checkCancellation()
             // A writing operation (a datagram, a connect) is handed to the kernel at once
-            // when no other job would add to the loop's next submission: most then
-            // complete inside that call, and the task goes on without waiting for the
-            // loop's turn. Reads wait for the turn, since they rarely find their bytes
-            // already there.
-            let eagerly = atOnce && !reading && !eventLoop.hasQueuedJobs
+            // before a wait that sleeps: most then complete inside that call, and the task
+            // goes on without waiting for the loop's turn. Reads wait for the turn, since
+            // they rarely find their bytes already there.
+            let eagerly = atOnce && !reading && eventLoop.nextWaitSleeps
             let completion = try await eventLoop.reactor.complete(operation, on: io, reading: reading, eagerly: eagerly)
             if completion.result >= 0 { return completion }
             switch Errno(rawValue: -completion.result) {

@@ -139,14 +139,11 @@ extension AsyncFD {
         _ bytes: UnsafeRawBufferPointer, _ kind: StreamKind, as name: IOError.Operation, peer: SocketAddress?
     ) async throws -> Int {
         if io.hasWriteBehind { try await settleWriteBehind(as: name, address: peer) }
-        // With no other job to run before the loop's next wait, and no work that makes
-        // that wait return at once (submissions to hand over, completions of events that
-        // already arrived), the wait sleeps: a submitted write would complete at once and
-        // wake it, to sleep again in a second system call, so a write(2) now costs as
-        // many calls and no completion. Otherwise the write rides along with the wait's
+        // Before a wait that sleeps, a write(2) now costs as many system calls as a
+        // submission and no completion. Otherwise the write rides along with the wait's
         // call. The ring also takes it when the stream is full: a write now would find
         // it full again.
-        let idle = !eventLoop.hasQueuedJobs && !eventLoop.completions!.hasPendingWork
+        let idle = eventLoop.nextWaitSleeps
         if idle, !io.isAwaitingWrite, let sent = try attemptNow(
             as: name, address: peer, { (fd) throws(Errno) in try valueOrErrno { kind.write(fd, bytes) } })
         {

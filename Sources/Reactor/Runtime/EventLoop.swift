@@ -127,8 +127,13 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
         schedule(RunItem(.closure(body)))
     }
 
-    /// Loop thread only: whether jobs wait to run after the current one.
-    var hasQueuedJobs: Bool { !runQueue.isEmpty }
+    /// Loop thread only: whether the loop's next wait will sleep, as far as the loop can
+    /// tell: no job waits to run after the current one, and the backend has no work
+    /// that makes the wait return at once (submissions to hand over, completions of
+    /// events that already arrived). An operation submitted now would then wake that
+    /// wait, which sleeps again in a second system call; otherwise it rides along with
+    /// the wait's call for free.
+    var nextWaitSleeps: Bool { runQueue.isEmpty && !(completions?.hasPendingWork ?? false) }
 
     func schedule(_ item: RunItem) {
         if isCurrent && !isStopped {
