@@ -219,14 +219,16 @@ extension ReactorTests {
                     }
                     return counts
                 }
-                // Waiting again after the chunk was handled: its buffer went back first.
-                try await waitUntil { handled.value == 1 && reader.descriptor.io.isAwaitingRead }
+                // Parked again after the chunk was handled: its buffer went back first. (Not
+                // `isAwaitingRead`: on io_uring the multishot receive keeps that true while
+                // the task still holds the chunk.)
+                try await waitUntil { handled.value == 1 && reader.descriptor.io.reader.isWaiting }
                 #expect(loop.lentBufferCount == 0)
                 try await onLoop(loop) { try await writer.write([7]) }
                 // On io_uring the write may have gone behind the writer, in a pool buffer of
                 // its own until the kernel took it: only the reader's buffers count here.
                 try await waitUntil {
-                    handled.value == 2 && reader.descriptor.io.isAwaitingRead && !writer.descriptor.io.hasWriteBehind
+                    handled.value == 2 && reader.descriptor.io.reader.isWaiting && !writer.descriptor.io.hasWriteBehind
                 }
                 #expect(loop.lentBufferCount == 0)
                 try writer.shutdown(.writing)
