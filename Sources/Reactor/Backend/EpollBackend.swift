@@ -10,9 +10,11 @@ import SystemPackage
 /// kernel reports each change once and nothing has to be re-armed after a wait.
 final class EpollBackend: ReactorBackend, @unchecked Sendable {
     // `@unchecked Sendable`: the two event buffers are touched only by `wait`, on the
-    // loop thread; everything else is an immutable descriptor.
+    // loop thread; the wake-up writer is locked; everything else is an immutable
+    // descriptor.
     private let epollFD: CInt
     private let wakeFD: CInt
+    private let wakeUp: WakeUpWriter
     /// Loop thread only: the kernel's packed events, then the unpacked copy.
     private let capacity: Int
     private let scratch: UnsafeMutableRawPointer
@@ -41,6 +43,7 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
         }
         self.epollFD = epollFD
         self.wakeFD = wakeFD
+        wakeUp = WakeUpWriter(wakeFD)
         self.capacity = capacity
         scratch = .allocate(byteCount: capacity * creactor_epoll_event_size(), alignment: 16)
         unpacked = .allocate(capacity: capacity)
@@ -81,13 +84,11 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     func wake() {
-        var one: UInt64 = 1
-        // EAGAIN means the counter is full, so the loop is already woken.
-        _ = Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size)
+        wakeUp.signal(UInt64(1))
     }
 
     func close() {
-        closeDescriptor(wakeFD)
+        wakeUp.close()
         closeDescriptor(epollFD)
     }
 

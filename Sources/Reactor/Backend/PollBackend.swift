@@ -26,6 +26,7 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
     private let registrations = Locked(Registrations())
     private let wakeReader: CInt
     private let wakeWriter: CInt
+    private let wakeUp: WakeUpWriter
     /// Loop thread only: what the current `poll` call looks at.
     private var polled: [pollfd] = []
     private var polledTokens: [Token] = []
@@ -37,6 +38,7 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
         }
         wakeReader = ends[0]
         wakeWriter = ends[1]
+        wakeUp = WakeUpWriter(ends[1])
     }
 
     func register(_ fd: CInt, token: Token) throws(Errno) {
@@ -143,14 +145,12 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     func wake() {
-        var one: UInt8 = 1
-        // EAGAIN means the pipe is full of wake-ups already.
-        _ = Glibc.write(wakeWriter, &one, 1)
+        wakeUp.signal(UInt8(1))
     }
 
     func close() {
         closeDescriptor(wakeReader)
-        closeDescriptor(wakeWriter)
+        wakeUp.close()
     }
 
     var descriptors: [CInt] { [wakeReader, wakeWriter] }
