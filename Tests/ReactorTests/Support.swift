@@ -241,3 +241,22 @@ func sameBytes(_ first: [UInt8], _ second: [UInt8]) -> Bool {
             second.withUnsafeBytes { b in a.isEmpty || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
         }
 }
+
+/// Runs `body` with an address on 127.0.0.1 whose TCP port refuses connections: a socket
+/// holds the port bound and never listens. A port closed instead could be handed to the
+/// next `bind` to port 0 of a test beside this one, and the connect meant to be refused
+/// would reach that test's listener.
+func withRefusingPort<Result>(_ body: (SocketAddress) async throws -> Result) async throws -> Result {
+    let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+    try #require(fd >= 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    try #require(bound)
+    return try await body(.ipv4(127, 0, 0, 1, port: UInt16(bigEndian: address.sin_port)))
+}

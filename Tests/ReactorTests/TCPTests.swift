@@ -178,19 +178,17 @@ extension ReactorTests {
             }
         }
 
-        @Test("connecting to a closed port is refused, with the address in the error", arguments: BackendKind.availableHere)
+        @Test("connecting to a port nobody listens on is refused, with the address in the error", arguments: BackendKind.availableHere)
         func connectionRefused(backend: BackendKind) async throws {
             try await withLoop(backend) { loop in
-                // Bind a port, then close it: nobody listens there now.
-                let listener = try loopbackListener(on: loop)
-                let address = try listener.localAddress
-                try listener.close()
-                let error = await #expect(throws: IOError.self) {
-                    try await onLoop(loop) { _ = try await TCPStream.connect(to: address) }
+                try await withRefusingPort { address in
+                    let error = await #expect(throws: IOError.self) {
+                        try await onLoop(loop) { _ = try await TCPStream.connect(to: address) }
+                    }
+                    #expect(error?.errno == .connectionRefused)
+                    #expect(error?.operation == .connect)
+                    #expect(error?.address == address)
                 }
-                #expect(error?.errno == .connectionRefused)
-                #expect(error?.operation == .connect)
-                #expect(error?.address == address)
             }
         }
 

@@ -101,12 +101,17 @@ extension ReactorTests {
             }
         }
 
-        @Test("a connected socket whose peer is gone reports ECONNREFUSED, naming the peer", arguments: BackendKind.availableHere)
+        @Test("a connected socket whose peer's port takes nothing from it reports ECONNREFUSED, naming the peer",
+              arguments: BackendKind.availableHere)
         func connectionRefused(backend: BackendKind) async throws {
             try await withLoop(backend) { loop in
+                // Connected to itself, the peer takes datagrams from nobody else, so the
+                // kernel answers `a`'s with port-unreachable. It keeps its port bound: closed,
+                // the port could go to a socket a test beside this one binds, which would
+                // take the datagram.
                 let gone = try loopbackSocket("127.0.0.1", on: loop)
                 let goneAddress = try gone.localAddress
-                try gone.close()
+                try gone.connect(to: goneAddress)
                 let a = try loopbackSocket("127.0.0.1", on: loop)
                 try a.connect(to: goneAddress)
                 // Loopback ICMP is not rate-limited, so the port-unreachable reply comes back
@@ -121,6 +126,7 @@ extension ReactorTests {
                 #expect(error?.operation == .receive)
                 #expect(error?.address == goneAddress)
                 try a.close()
+                try gone.close()
             }
         }
 

@@ -50,16 +50,14 @@ extension ReactorTests {
         @Test("a refused connect through the ring names .connect, ECONNREFUSED and the address")
         func connectRefusedThroughRing() async throws {
             try await withLoop(.uring) { loop in
-                let listener = try TCPListener.bind(to: .ipv4(127, 0, 0, 1, port: 0), on: loop)
-                let address = try listener.localAddress
-                try await onLoop(loop) { try listener.close() }
-                try await waitUntil { !canConnectBlocking(to: address) }
-                let before = try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
-                let error = await #expect(throws: IOError.self) {
-                    try await onLoop(loop) { _ = try await TCPStream.connect(to: address) }
+                try await withRefusingPort { address in
+                    let before = try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop)
+                    let error = await #expect(throws: IOError.self) {
+                        try await onLoop(loop) { _ = try await TCPStream.connect(to: address) }
+                    }
+                    #expect(error == IOError(.connect, .connectionRefused, address: address))
+                    #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
                 }
-                #expect(error == IOError(.connect, .connectionRefused, address: address))
-                #expect(try await uringSubmissions(of: CREACTOR_IORING_OP_CONNECT, on: loop) == before + 1)
             }
         }
 
@@ -260,11 +258,4 @@ extension ReactorTests {
             }
         }
     }
-}
-
-/// Whether a blocking connect to `address` succeeds now.
-private func canConnectBlocking(to address: SocketAddress) -> Bool {
-    let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
-    defer { close(fd) }
-    return address.withSockAddr { connect(fd, $0, $1) } == 0
 }
