@@ -250,13 +250,6 @@ func withRefusingPort<Result>(_ body: (SocketAddress) async throws -> Result) as
     let fd = socket(AF_INET, CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
     try #require(fd >= 0)
     defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-    }
-    try #require(bound)
-    return try await body(.ipv4(127, 0, 0, 1, port: UInt16(bigEndian: address.sin_port)))
+    try #require(SocketAddress.ipv4(127, 0, 0, 1, port: 0).withSockAddr { bind(fd, $0, $1) } == 0)
+    return try await body(try SocketCalls.address(of: fd, peer: false))
 }

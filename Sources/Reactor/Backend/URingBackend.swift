@@ -14,7 +14,7 @@ import SystemPackage
 final class URingBackend: CompletionBackend, @unchecked Sendable {
     // `@unchecked Sendable`: `ring`, `taken`, `completed`, `handingOver`, `deferred`,
     // `started`, `inlineCompletions` and `submitted` are touched only on the loop thread;
-    // `requests` is locked; the rest is immutable.
+    // `requests` and the wake-up writer are locked; the rest is immutable.
     //
     // `@exclusivity(unchecked)`: loop thread only, and no access to one of these calls
     // out to code that could reach it again while it lasts. The runtime's check of that,
@@ -22,6 +22,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     // message with one connection.
     @exclusivity(unchecked) private var ring: URing
     private let wakeFD: CInt
+    private let wakeUp: WakeUpWriter
     private let requests = Locked(Requests())
     /// Whether `requests.list` may hold something: set with the lock held, after the
     /// append, so that the loop takes the lock only when there is something to take.
@@ -69,6 +70,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             closeDescriptor(wakeFD)
             throw error
         }
+        wakeUp = WakeUpWriter(wakeFD)
         completed.reserveCapacity(1024)
         handingOver.reserveCapacity(1024)
         taken.reserveCapacity(64)
@@ -228,10 +230,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     }
 
     func wake() {
-        requests.withLock { requests in
-            guard !requests.isClosed else { return }
-            signalWake()
-        }
+        wakeUp.signal(UInt64(1))
     }
 
     func close() {
@@ -240,7 +239,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
         // kernel, or their descriptors would stay open.
         if ring.unsubmitted > 0 { try? ring.enter(waitingFor: 0, timeout: nil) }
         providedBuffers.unregister()
-        closeDescriptor(wakeFD)
+        wakeUp.close()
         ring.close()
     }
 
@@ -261,7 +260,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
             guard let request = make(&requests) else { return true }
             requests.list.append(request)
             hasRequests.store(true, ordering: .releasing)
-            if !fromLoop { signalWake() }
+            if !fromLoop { wakeUp.signal(UInt64(1)) }
             return true
         }
     }
@@ -269,14 +268,6 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// Whether the caller runs on the loop's thread (false before the loop's first wait).
     private var isLoopThread: Bool {
         loopThread.load(ordering: .relaxed) == UInt(pthread_self())
-    }
-
-    /// Writes the wake-up descriptor; a loop that is not waiting sees it next time.
-    /// Called with the requests locked, so never after ``close()``.
-    private func signalWake() {
-        var one: UInt64 = 1
-        // EAGAIN means the counter is full, so the loop is already woken.
-        _ = Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size)
     }
 
     private func start() throws(Errno) {

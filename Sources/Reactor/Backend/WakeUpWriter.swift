@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// The end of a readiness backend's wake-up descriptor that other threads write to.
+/// The end of a backend's wake-up descriptor that other threads write to.
 ///
 /// A producer can win the inbox's wake-up flag just before the loop stops, and write only
 /// after the loop closed the descriptor, when its number may already name someone else's
