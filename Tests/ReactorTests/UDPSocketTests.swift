@@ -109,11 +109,11 @@ extension ReactorTests {
                 // kernel answers `a`'s with port-unreachable. It keeps its port bound: closed,
                 // the port could go to a socket a test beside this one binds, which would
                 // take the datagram.
-                let gone = try loopbackSocket("127.0.0.1", on: loop)
-                let goneAddress = try gone.localAddress
-                try gone.connect(to: goneAddress)
+                let peer = try loopbackSocket("127.0.0.1", on: loop)
+                let peerAddress = try peer.localAddress
+                try peer.connect(to: peerAddress)
                 let a = try loopbackSocket("127.0.0.1", on: loop)
-                try a.connect(to: goneAddress)
+                try a.connect(to: peerAddress)
                 // Loopback ICMP is not rate-limited, so the port-unreachable reply comes back
                 // at once; the timeout only bounds the test if it ever does not.
                 let error = await #expect(throws: IOError.self) {
@@ -124,9 +124,9 @@ extension ReactorTests {
                 }
                 #expect(error?.errno == .connectionRefused)
                 #expect(error?.operation == .receive)
-                #expect(error?.address == goneAddress)
+                #expect(error?.address == peerAddress)
                 try a.close()
-                try gone.close()
+                try peer.close()
             }
         }
 
