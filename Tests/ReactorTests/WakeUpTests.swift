@@ -31,5 +31,57 @@ extension ReactorTests {
             // unless a test beside this one opened a descriptor in between every time.
             #expect(reused > 0)
         }
+
+        // Other threads do not block SIGPIPE: were the pipe's reader closed while its
+        // writer still took wake-ups, a wake-up in between would kill the process.
+        @Test("waking from another thread while the backend closes neither fails nor raises SIGPIPE",
+              arguments: BackendKind.availableHere)
+        func wakeDuringClose(backend kind: BackendKind) async throws {
+            // Spinning on threads of their own holds up none of Swift's cooperative pool.
+            try await onThreadOfItsOwn {
+                for _ in 0..<100 {
+                    let backend = try kind.makeBackend()
+                    let closed = Counter()
+                    let wakeUps = Counter()
+                    let wakerEnded = Counter()
+                    startThread {
+                        while closed.value == 0, wakeUps.value < 10_000 {
+                            backend.wake()
+                            wakeUps.increment()
+                        }
+                        wakerEnded.increment()
+                    }
+                    while wakeUps.value == 0 { sched_yield() }
+                    backend.close()
+                    closed.increment()
+                    while wakerEnded.value == 0 { sched_yield() }
+                }
+            }
+        }
     }
+}
+
+/// Runs `body` on a thread outside Swift's cooperative pool, where it may block and spin.
+private func onThreadOfItsOwn<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
+    try await withCheckedThrowingContinuation { continuation in
+        startThread { continuation.resume(with: Result(catching: body)) }
+    }
+}
+
+/// Starts a detached thread that runs `body`.
+private func startThread(_ body: @escaping @Sendable () -> Void) {
+    final class Body {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setdetachstate(&attributes, CInt(PTHREAD_CREATE_DETACHED))
+    var handle = pthread_t()
+    let started = pthread_create(&handle, &attributes, { raw in
+        Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, Unmanaged.passRetained(Body(body)).toOpaque())
+    precondition(started == 0, "pthread_create: \(started)")
 }

@@ -149,8 +149,10 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
     }
 
     func close() {
-        closeDescriptor(wakeReader)
+        // The reader outlives the writer: a wake-up into a pipe with no reader would
+        // raise SIGPIPE on a thread that does not block it.
         wakeUp.close()
+        closeDescriptor(wakeReader)
     }
 
     var descriptors: [CInt] { [wakeReader, wakeWriter] }
