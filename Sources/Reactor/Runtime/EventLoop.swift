@@ -187,7 +187,8 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
                 return
             }
             var timeout = runQueue.isEmpty ? timers.timeout(now: .now) : .zero
-            if timeout != .zero {
+            let mayBlock = timeout != .zero
+            if mayBlock {
                 inbox.wakePending.store(false, ordering: .sequentiallyConsistent)
                 if takeInbox() || !runQueue.isEmpty { timeout = .zero }
             }
@@ -198,7 +199,8 @@ public final class EventLoop: TaskExecutor, SerialExecutor, @unchecked Sendable 
                 // is retried): a bug in the loop, not a condition to recover from.
                 fatalError("event loop \(name): waiting for events failed: \(error)")
             }
-            inbox.wakePending.store(true, ordering: .relaxed)
+            // Only after a turn that cleared it: a busy loop leaves the flag's line alone.
+            if mayBlock { inbox.wakePending.store(true, ordering: .relaxed) }
             fireTimers()
         }
     }

@@ -61,7 +61,9 @@ struct Inbox: ~Copyable {
         let accepted = contents.withLock { contents in
             guard !contents.isClosed else { return false }
             body(&contents)
-            hasNews.store(true, ordering: .sequentiallyConsistent)
+            // Already true means the loop has not taken since (it clears this under the
+            // lock): a streaming producer leaves the line the loop reads alone.
+            if !hasNews.load(ordering: .relaxed) { hasNews.store(true, ordering: .sequentiallyConsistent) }
             return true
         }
         if accepted { wakeIfNeeded(backend) }
@@ -69,8 +71,10 @@ struct Inbox: ~Copyable {
     }
 
     // Sequentially consistent with the loop's store of false before it blocks: either
-    // the loop's last look at the inbox sees this item, or this exchange sees false.
+    // the loop's last look at the inbox sees this item, or this load sees false. The
+    // load first: while the loop is awake, producers only read the flag's line.
     func wakeIfNeeded(_ backend: any ReactorBackend) {
+        guard !wakePending.load(ordering: .sequentiallyConsistent) else { return }
         if !wakePending.exchange(true, ordering: .sequentiallyConsistent) { backend.wake() }
     }
 }
