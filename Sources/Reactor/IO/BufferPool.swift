@@ -55,7 +55,9 @@ final class BufferPool {
     }
 
     private static func allocate() -> UnsafeMutableRawPointer {
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 16)
+        // Cache-line aligned, as the kernel's copy of received bytes wants its destination:
+        // into malloc's 16-byte alignment the same copy takes about twice as long.
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: bufferSize, alignment: 64)
         buffer.bindMemory(to: UInt8.self, capacity: bufferSize)
         return buffer
     }
