@@ -1,4 +1,5 @@
 import Glibc
+import SystemPackage
 import Testing
 
 @testable import Reactor
@@ -44,12 +45,16 @@ extension ReactorTests {
                     let closed = Counter()
                     let wakeUps = Counter()
                     let wakerEnded = Counter()
-                    startThread {
+                    let started = startDetachedThread {
                         while closed.value == 0, wakeUps.value < 10_000 {
                             backend.wake()
                             wakeUps.increment()
                         }
                         wakerEnded.increment()
+                    }
+                    guard started == 0 else {
+                        backend.close()
+                        throw Errno(rawValue: started)
                     }
                     while wakeUps.value == 0 { sched_yield() }
                     backend.close()
@@ -64,24 +69,7 @@ extension ReactorTests {
 /// Runs `body` on a thread outside Swift's cooperative pool, where it may block and spin.
 private func onThreadOfItsOwn<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
     try await withCheckedThrowingContinuation { continuation in
-        startThread { continuation.resume(with: Result(catching: body)) }
+        let started = startDetachedThread { continuation.resume(with: Result(catching: body)) }
+        if started != 0 { continuation.resume(throwing: Errno(rawValue: started)) }
     }
-}
-
-/// Starts a detached thread that runs `body`.
-private func startThread(_ body: @escaping @Sendable () -> Void) {
-    final class Body {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    var attributes = pthread_attr_t()
-    pthread_attr_init(&attributes)
-    defer { pthread_attr_destroy(&attributes) }
-    pthread_attr_setdetachstate(&attributes, CInt(PTHREAD_CREATE_DETACHED))
-    var handle = pthread_t()
-    let started = pthread_create(&handle, &attributes, { raw in
-        Unmanaged<Body>.fromOpaque(raw!).takeRetainedValue().run()
-        return nil
-    }, Unmanaged.passRetained(Body(body)).toOpaque())
-    precondition(started == 0, "pthread_create: \(started)")
 }

@@ -13,7 +13,6 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
     // loop thread; the wake-up writer is locked; everything else is an immutable
     // descriptor.
     private let epollFD: CInt
-    private let wakeFD: CInt
     private let wakeUp: WakeUpWriter
     /// Loop thread only: the kernel's packed events, then the unpacked copy.
     private let capacity: Int
@@ -42,7 +41,6 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
             throw error
         }
         self.epollFD = epollFD
-        self.wakeFD = wakeFD
         wakeUp = WakeUpWriter(wakeFD)
         self.capacity = capacity
         scratch = .allocate(byteCount: capacity * creactor_epoll_event_size(), alignment: 16)
@@ -92,7 +90,7 @@ final class EpollBackend: ReactorBackend, @unchecked Sendable {
         closeDescriptor(epollFD)
     }
 
-    var descriptors: [CInt] { [epollFD, wakeFD] }
+    var descriptors: [CInt] { [epollFD, wakeUp.descriptor] }
 
     var kind: BackendKind { .epoll }
 }

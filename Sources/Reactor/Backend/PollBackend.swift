@@ -25,7 +25,6 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
 
     private let registrations = Locked(Registrations())
     private let wakeReader: CInt
-    private let wakeWriter: CInt
     private let wakeUp: WakeUpWriter
     /// Loop thread only: what the current `poll` call looks at.
     private var polled: [pollfd] = []
@@ -37,7 +36,6 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
             try valueOrErrno { creactor_pipe(buffer.baseAddress!) }
         }
         wakeReader = ends[0]
-        wakeWriter = ends[1]
         wakeUp = WakeUpWriter(ends[1])
     }
 
@@ -155,7 +153,7 @@ final class PollBackend: ReactorBackend, @unchecked Sendable {
         closeDescriptor(wakeReader)
     }
 
-    var descriptors: [CInt] { [wakeReader, wakeWriter] }
+    var descriptors: [CInt] { [wakeReader, wakeUp.descriptor] }
 
     var kind: BackendKind { .poll }
 }

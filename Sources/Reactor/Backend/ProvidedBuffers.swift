@@ -52,10 +52,7 @@ final class ProvidedBuffers {
             byteCount: count * MemoryLayout<creactor_buffer_entry>.stride, alignment: page)
         entries = raw.bindMemory(to: creactor_buffer_entry.self, capacity: count)
         entries.initialize(repeating: creactor_buffer_entry(), count: count)
-        // Page aligned, so every buffer starts on a cache line: the kernel's copy of received
-        // bytes into malloc's 16-byte alignment took about twice as long (64 KiB echo
-        // messages: half the messages per CPU-second).
-        memory = .allocate(byteCount: count * Self.bufferSize, alignment: page)
+        memory = .allocate(byteCount: count * Self.bufferSize, alignment: BufferPool.alignment)
         // Bound as the pool's buffers are: chunks read their bytes as UInt8.
         memory.bindMemory(to: UInt8.self, capacity: count * Self.bufferSize)
         var result = -EINVAL

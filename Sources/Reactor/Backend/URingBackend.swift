@@ -21,7 +21,6 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     // on every access, was about a third of the loop's user-space instructions per
     // message with one connection.
     @exclusivity(unchecked) private var ring: URing
-    private let wakeFD: CInt
     private let wakeUp: WakeUpWriter
     private let requests = Locked(Requests())
     /// Whether `requests.list` may hold something: set with the lock held, after the
@@ -62,7 +61,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     init(entries: UInt32 = 1024, completions: UInt32 = 16 * 1024) throws(Errno) {
         if let forced = Self.forcedSetupError { throw forced }
         ring = try URing(entries: entries, completions: completions)
-        wakeFD = try valueOrErrno { creactor_eventfd() }
+        let wakeFD = try valueOrErrno { creactor_eventfd() }
         do {
             providedBuffers = try ProvidedBuffers(
                 ring: ring.descriptor, count: Self.providedBufferCount, incremental: Self.incrementalProvidedBuffers)
@@ -244,7 +243,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     }
 
     var descriptors: [CInt] {
-        requests.withLock { $0.isClosed ? [] : [ring.descriptor, wakeFD] }
+        requests.withLock { $0.isClosed ? [] : [ring.descriptor, wakeUp.descriptor] }
     }
 
     // MARK: Internals
@@ -280,7 +279,7 @@ final class URingBackend: CompletionBackend, @unchecked Sendable {
     /// The wake-up eventfd is never read: every write wakes the poll, which stays armed.
     private func armWake() {
         let entry = nextEntry()
-        entry.prepare(CREACTOR_IORING_OP_POLL_ADD, wakeFD, nil, Int(CREACTOR_IORING_POLL_ADD_MULTI),
+        entry.prepare(CREACTOR_IORING_OP_POLL_ADD, wakeUp.descriptor, nil, Int(CREACTOR_IORING_POLL_ADD_MULTI),
                       flags: UInt32(POLLIN))
         entry.pointee.user_data = UserData.wakeUp
     }

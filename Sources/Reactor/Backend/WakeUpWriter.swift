@@ -11,18 +11,19 @@ import Darwin
 /// file. So the write and the close take the same lock, and a write after the close does
 /// nothing: the loop it would wake has stopped.
 struct WakeUpWriter: ~Copyable, Sendable {
-    /// The descriptor, or nil once closed.
-    private let descriptor: Locked<CInt?>
+    /// The descriptor's number, which the backend registers with its poller and lists.
+    let descriptor: CInt
+    private let isClosed = Locked(false)
 
     init(_ descriptor: CInt) {
-        self.descriptor = Locked(descriptor)
+        self.descriptor = descriptor
     }
 
     /// Writes `value` (an eventfd's counter, a pipe's byte), unless closed. A full
     /// descriptor (`EAGAIN`) means the loop is woken already.
     func signal<Value: BitwiseCopyable>(_ value: Value) {
-        descriptor.withLock { descriptor in
-            guard let descriptor else { return }
+        isClosed.withLock { isClosed in
+            guard !isClosed else { return }
             var value = value
             _ = withUnsafeBytes(of: &value) { write(descriptor, $0.baseAddress, $0.count) }
         }
@@ -30,8 +31,10 @@ struct WakeUpWriter: ~Copyable, Sendable {
 
     /// Closes the descriptor; later signals do nothing.
     func close() {
-        descriptor.withLock { descriptor in
-            if let open = descriptor.take() { closeDescriptor(open) }
+        isClosed.withLock { isClosed in
+            guard !isClosed else { return }
+            closeDescriptor(descriptor)
+            isClosed = true
         }
     }
 }

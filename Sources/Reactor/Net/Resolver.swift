@@ -263,7 +263,7 @@ final class ResolverPool: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
         guard startsThread else { return }
 
-        let result = startThread()
+        let result = startDetachedThread { self.serve() }
         guard result != 0 else { return }
         // A running thread will take the queued jobs in time. With none left, nothing
         // ever would: fail them all now.
@@ -276,26 +276,6 @@ final class ResolverPool: @unchecked Sendable {
         }
         pthread_mutex_unlock(mutex)
         for job in stranded { job.fail(IOError(.create, Errno(rawValue: result))) }
-    }
-
-    /// Starts a detached thread that serves the queue; returns `pthread_create`'s result.
-    private func startThread() -> CInt {
-        let context = Unmanaged.passRetained(self).toOpaque()
-        var attributes = pthread_attr_t()
-        pthread_attr_init(&attributes)
-        defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setdetachstate(&attributes, CInt(PTHREAD_CREATE_DETACHED))
-        #if os(Linux)
-        var handle = pthread_t()
-        #else
-        var handle: pthread_t?
-        #endif
-        let result = pthread_create(&handle, &attributes, { raw in
-            Unmanaged<ResolverPool>.fromOpaque(raw!).takeRetainedValue().serve()
-            return nil
-        }, context)
-        if result != 0 { Unmanaged<ResolverPool>.fromOpaque(context).release() }
-        return result
     }
 
     /// A pool thread's life: take jobs in order; after `idleTimeout` with none, end.
