@@ -52,7 +52,9 @@ final class ProvidedBuffers {
             byteCount: count * MemoryLayout<creactor_buffer_entry>.stride, alignment: page)
         entries = raw.bindMemory(to: creactor_buffer_entry.self, capacity: count)
         entries.initialize(repeating: creactor_buffer_entry(), count: count)
-        memory = .allocate(byteCount: count * Self.bufferSize, alignment: BufferPool.alignment)
+        // Page aligned, so every 64 KiB buffer starts on a cache line too, as receive
+        // buffers must (the reason is at `BufferPool.alignment`, a layer up).
+        memory = .allocate(byteCount: count * Self.bufferSize, alignment: page)
         // Bound as the pool's buffers are: chunks read their bytes as UInt8.
         memory.bindMemory(to: UInt8.self, capacity: count * Self.bufferSize)
         var result = -EINVAL
