@@ -1,7 +1,7 @@
-// What the timer and wake-up workloads need from an event loop. Reactor and SwiftNIO each get
+// What the timer, wake-up and task workloads need from an event loop. Reactor and SwiftNIO each get
 // an adapter of a few lines (reactor-loop, nio-loop), so that both run the very same workload.
 
-/// An event loop with one thread, timers and a cross-thread `execute`.
+/// An event loop with one thread, timers, a cross-thread `execute`, and tasks that run on it.
 public protocol LoopUnderTest: Sendable {
     associatedtype Deadline
     associatedtype Timer
@@ -20,4 +20,8 @@ public protocol LoopUnderTest: Sendable {
 
     /// Cancels `timer` if it has not run. On the loop's thread.
     func cancel(_ timer: Timer)
+
+    /// Starts a task whose `body` runs on the loop's thread, isolated to what it is given
+    /// (nil: nonisolated, on a loop that is the task's executor).
+    func startTask(_ body: @escaping @Sendable (isolated (any Actor)?) async -> Void)
 }

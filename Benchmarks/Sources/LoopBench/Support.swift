@@ -25,6 +25,13 @@ public func threadCPUSeconds() -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
+/// CPU seconds the whole process has used, every thread's.
+public func processCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
 /// Pins the calling thread to `cpu`.
 public func pinCurrentThread(to cpu: Int) {
     if affinity_pin_current_thread(CInt(cpu)) != 0 {
@@ -57,23 +64,25 @@ func fixed(_ value: Double, _ places: Int) -> String {
 ///
 ///     PROGRAM timers [--pending N] [--seconds S] [--loop-cpu C] [--producer-cpu C]
 ///     PROGRAM wakeup [--samples N] [--jobs N] [--loop-cpu C] [--producer-cpu C]
+///     PROGRAM tasks [--resumes N] [--loop-cpu C] [--producer-cpu C]
 ///
 /// plus the options the program itself takes (`extra`, each with a value), in any order.
 public struct LoopArguments {
-    public enum Workload: String { case timers, wakeup }
+    public enum Workload: String { case timers, wakeup, tasks }
 
     public var workload: Workload
     public var pending = 100_000
     public var seconds = 1.0
     public var samples = 2_000
     public var jobs = 1_000_000
+    public var resumes = 1_000_000
     public var loopCPU = 1
     public var producerCPU = 0
     public var extra: [String: String] = [:]
 
     public init(_ arguments: [String], program: String, extra names: [String] = []) {
-        let usage = "usage: \(program) timers|wakeup [--pending N] [--seconds S] [--samples N] [--jobs N] "
-            + "[--loop-cpu C] [--producer-cpu C]" + names.map { " [\($0) VALUE]" }.joined()
+        let usage = "usage: \(program) timers|wakeup|tasks [--pending N] [--seconds S] [--samples N] [--jobs N] "
+            + "[--resumes N] [--loop-cpu C] [--producer-cpu C]" + names.map { " [\($0) VALUE]" }.joined()
         var workload: Workload?
         var rest = arguments.makeIterator()
         while let name = rest.next() {
@@ -93,6 +102,7 @@ public struct LoopArguments {
             case "--seconds": seconds = number
             case "--samples": samples = Int(number)
             case "--jobs": jobs = Int(number)
+            case "--resumes": resumes = Int(number)
             case "--loop-cpu": loopCPU = Int(number)
             case "--producer-cpu": producerCPU = Int(number)
             default: fail(usage)
@@ -109,6 +119,7 @@ public struct LoopArguments {
         switch workload {
         case .timers: timerWorkload(loop, pending: pending, seconds: seconds)
         case .wakeup: wakeUpWorkload(loop, samples: samples, jobs: jobs)
+        case .tasks: taskResumeWorkload(loop, resumes: resumes)
         }
     }
 }

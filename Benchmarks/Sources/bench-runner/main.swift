@@ -26,7 +26,7 @@ struct Options {
     var reactor = true
     var arguments: [String] = []
 
-    /// Rounds of the memory, timer and wake-up figures: BENCHMARKS.md's minimum of 3 rather than
+    /// Rounds of the memory, timer, wake-up and task figures: BENCHMARKS.md's minimum of 3 rather than
     /// `rounds`, since two more rounds of them (1.5 to 3 minutes) would take the full run past 15
     /// minutes. The memory figure does not vary between rounds anyway.
     var memoryAndLoopRounds: Int { min(rounds, 3) }
@@ -39,7 +39,7 @@ struct Options {
                               program once for a moment, check that it answers; exit 0 or 1;
                               writes no RESULTS.md
           --rounds N          rounds of every server per echo and HTTP figure (default 5); the
-                              memory, timer and wake-up figures run at most 3
+                              memory, timer, wake-up and task figures run at most 3
           --duration S        measured seconds per run (default 3)
           --warmup S          warm-up seconds before each echo run (default 0.5)
           --no-build          use the programs already built (the C peers are still compiled)

@@ -1,7 +1,7 @@
-// Reactor's side of the timer and wake-up workloads (LoopBench): one EventLoop, its
-// `schedule(at:_:)` timers and its `execute(_:)`.
+// Reactor's side of the timer, wake-up and task workloads (LoopBench): one EventLoop, its
+// `schedule(at:_:)` timers, its `execute(_:)`, and tasks with the loop as their executor.
 //
-//   reactor-loop timers|wakeup [--backend epoll|uring|poll] [options of LoopArguments]
+//   reactor-loop timers|wakeup|tasks [--backend epoll|uring|poll] [options of LoopArguments]
 import LoopBench
 import Reactor
 
@@ -18,6 +18,9 @@ struct ReactorLoop: LoopUnderTest {
         loop.schedule(at: deadline, body)
     }
     func cancel(_ timer: ScheduledTimer) { timer.cancel() }
+    func startTask(_ body: @escaping @Sendable (isolated (any Actor)?) async -> Void) {
+        Task(executorPreference: loop) { await body(nil) }
+    }
 }
 
 let arguments = LoopArguments(Array(CommandLine.arguments.dropFirst()), program: "reactor-loop", extra: ["--backend"])
