@@ -24,6 +24,9 @@ struct Options {
     var build = true
     var buildReactor = true
     var reactor = true
+    /// The two servers of a paired comparison, and its figure.
+    var pair: (first: String, second: String)?
+    var figure = "split-64"
     var arguments: [String] = []
 
     /// Rounds of the memory, timer, wake-up and task figures: BENCHMARKS.md's minimum of 3 rather than
@@ -32,8 +35,8 @@ struct Options {
     var memoryAndLoopRounds: Int { min(rounds, 3) }
 
     static let usage = """
-        usage: bench-runner [--quick | --smoke] [--rounds N] [--duration SECONDS] [--warmup SECONDS]
-                            [--no-build] [--no-reactor-build] [--no-reactor]
+        usage: bench-runner [--quick | --smoke | --pair A B [--figure ID]] [--rounds N] [--duration SECONDS]
+                            [--warmup SECONDS] [--no-build] [--no-reactor-build] [--no-reactor]
           --quick             1 round, 1-second runs, fewer figures (under 3 minutes)
           --smoke             the CI build check: build everything, start every server and loop
                               program once for a moment, check that it answers; exit 0 or 1;
@@ -45,6 +48,13 @@ struct Options {
           --no-build          use the programs already built (the C peers are still compiled)
           --no-reactor-build  do not build the main package; use its release `reactor` if present
           --no-reactor        measure the peers only
+          --pair A B          compare two echo servers by name ("Reactor uring", "C io_uring") on one
+                              figure: every round measures both back to back, the order swapped each
+                              round; prints each round's ratio A / B of msgs per server CPU-s and
+                              their median with a 95% confidence interval (default 20 rounds);
+                              writes no RESULTS.md
+          --figure ID         the figure of --pair: shared-1, split-64 (default), split-1000,
+                              stream-64k, accept-64
         """
 
     init(_ arguments: [String]) {
@@ -67,11 +77,20 @@ struct Options {
             case "--no-build": build = false
             case "--no-reactor-build": buildReactor = false
             case "--no-reactor": reactor = false
+            case "--pair":
+                guard let first = iterator.next(), let second = iterator.next() else {
+                    fail("--pair needs two server names\n\(Options.usage)")
+                }
+                pair = (first, second)
+            case "--figure":
+                guard let id = iterator.next() else { fail("--figure needs a figure\n\(Options.usage)") }
+                figure = id
             case "-h", "--help": print(Options.usage); exit(0)
             default: fail("unknown option \(argument)\n\(Options.usage)")
             }
         }
         if quick { (rounds, warmup, duration) = (1, 0.5, 1) }
+        if pair != nil { rounds = 20 }
         rounds = explicitRounds ?? rounds
         duration = explicitDuration ?? duration
         warmup = explicitWarmup ?? warmup
@@ -476,6 +495,7 @@ let startedAt = monotonicSeconds()
 raiseOpenFileLimit()
 signal(SIGPIPE, SIG_IGN)
 log(options.smoke ? "bench-runner: smoke run (the build check: every program once, briefly)"
+    : options.pair != nil ? "bench-runner: paired comparison, \(options.rounds) round(s), \(options.duration) s per run"
     : "bench-runner: \(options.quick ? "quick" : "full") run, \(options.rounds) round(s), \(options.duration) s per run")
 var peerNotes: [String] = []
 let ports = PortAllocator()
@@ -495,6 +515,11 @@ if options.smoke {
         + "in \(Int(monotonicSeconds() - startedAt)) s")
     for failure in failures { log("  \(failure)") }
     exit(failures.isEmpty ? 0 : 1)
+}
+if let pair = options.pair {
+    let compared = comparePair(pair.first, pair.second, figureID: options.figure, options: options,
+                               programs: programs, ports: ports)
+    exit(compared ? 0 : 1)
 }
 let results = Results()
 results.failures += peerNotes
