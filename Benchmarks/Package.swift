@@ -25,7 +25,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // The timer and wake-up workloads, and their Reactor and SwiftNIO sides.
+        // The timer, wake-up and task workloads, and their Reactor and SwiftNIO sides.
         .target(name: "CAffinity"),
         .target(name: "LoopBench", dependencies: ["CAffinity"]),
         .executableTarget(

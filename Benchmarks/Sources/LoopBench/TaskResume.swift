@@ -4,10 +4,6 @@
 //   task_resume resumes=... ns_per_resume=... resumes_per_sec=...
 import Dispatch
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Two tasks on the loop hand a baton back and forth `resumes / 2` times each: each hand-over
 /// resumes the other task, which the loop had suspended, and suspends the one that hands over.
 /// Reports the process's CPU time per resume (every thread's, so a hop through another
@@ -18,7 +14,7 @@ public func taskResumeWorkload<Loop: LoopUnderTest>(_ loop: Loop, resumes: Int) 
     let passes = max(resumes / 2, 1)
     let cpuStart = processCPUSeconds()
     let wallStart = monotonicSeconds()
-    // The second task parks first; the first one's first hand-over resumes it.
+    // Whichever task runs first parks with nothing to resume; the other's first hand-over resumes it.
     for (mine, other) in [(second, first), (first, second)] {
         loop.startTask { _ in
             for _ in 0..<passes { await handOver(parkingIn: mine, resuming: other) }

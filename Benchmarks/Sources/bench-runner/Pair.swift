@@ -15,33 +15,35 @@ func comparePair(_ first: String, _ second: String, figureID: String, options: O
         return false
     }
     let servers = programs.echoServers
-    guard let a = servers.first(where: { $0.name == first }), let b = servers.first(where: { $0.name == second }) else {
-        log("the servers are \(servers.map { "\"\($0.name)\"" }.joined(separator: ", "))")
+    for name in [first, second] where !servers.contains(where: { $0.name == name }) {
+        log("no echo server \"\(name)\"; the servers are \(servers.map { "\"\($0.name)\"" }.joined(separator: ", "))")
         return false
     }
+    let a = servers.first { $0.name == first }!, b = servers.first { $0.name == second }!
     log("[pair] \(first) / \(second), \(figure.label): \(options.rounds) rounds of \(options.duration) s "
         + "after \(options.warmup) s of warm-up, the order swapped every round")
     var ratios: [Double] = []
     for round in 0..<options.rounds {
-        var perCPUSecond: [String: Double] = [:]
+        // By position, not by name: a server compared with itself measures the machine's noise.
+        var perCPUSecond = [0.0, 0.0]
         do {
-            for server in round % 2 == 0 ? [a, b] : [b, a] {
-                let running = try start(server, port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+            for index in round % 2 == 0 ? [0, 1] : [1, 0] {
+                let running = try start([a, b][index], port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
                 defer { running.child.stop() }
                 let sample = try measureEcho(programs, server: running, connections: figure.connections,
                                              size: figure.size, warmup: options.warmup,
                                              duration: options.duration, loadgenCPU: figure.loadgenCPU,
                                              reconnecting: figure.reconnecting)
-                perCPUSecond[server.name] = sample.messagesPerCPUSecond
+                perCPUSecond[index] = sample.messagesPerCPUSecond
             }
         } catch {
             log("[pair] round \(round + 1) failed: \(error)")
             return false
         }
-        let ratio = perCPUSecond[first]! / perCPUSecond[second]!
+        let ratio = perCPUSecond[0] / perCPUSecond[1]
         ratios.append(ratio)
         log(String(format: "[pair] round %d: %.0f / %.0f msgs per server CPU-s = %.3f",
-                   round + 1, perCPUSecond[first]!, perCPUSecond[second]!, ratio))
+                   round + 1, perCPUSecond[0], perCPUSecond[1], ratio))
     }
     let sorted = ratios.sorted()
     let (low, high) = medianConfidenceRanks(count: sorted.count)
@@ -52,18 +54,18 @@ func comparePair(_ first: String, _ second: String, figureID: String, options: O
 }
 
 /// The 0-based ranks, in `count` sorted values, that bound a distribution-free 95% confidence
-/// interval for their median: the widest pair whose binomial(count, ½) tails each hold at most 2.5%.
+/// interval for their median: the values of 1-based ranks k and count + 1 - k, for the largest k
+/// whose binomial(count, ½) tail P(X ≤ k - 1) holds at most 2.5%. Needs `count` ≥ 6; below
+/// that no such k exists.
 func medianConfidenceRanks(count: Int) -> (low: Int, high: Int) {
-    var tail = 0.0
-    var probability = pow(0.5, Double(count))  // P(X = 0)
-    var low = 0
-    // Grow the lower rank while P(X ≤ low) stays within 2.5%.
-    while low < count / 2 {
+    precondition(count >= 6, "fewer than 6 values bound no 95% interval for their median")
+    var k = 0
+    var tail = 0.0                              // P(X ≤ k - 1)
+    var probability = pow(0.5, Double(count))   // P(X = k)
+    while tail + probability <= 0.025 {
         tail += probability
-        if tail > 0.025 { break }
-        probability *= Double(count - low) / Double(low + 1)
-        low += 1
+        probability *= Double(count - k) / Double(k + 1)
+        k += 1
     }
-    low = max(low - 1, 0)
-    return (low, count - 1 - low)
+    return (k - 1, count - k)
 }

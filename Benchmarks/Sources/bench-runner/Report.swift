@@ -85,7 +85,7 @@ func writeReport(options: Options, programs: Programs, results: Results, elapsed
     let machine = Machine.read()
     let rounds = options.rounds
     let memoryAndLoopRounds = options.memoryAndLoopRounds < rounds
-        ? " (\(options.memoryAndLoopRounds) for memory, timers and wake-ups)" : ""
+        ? " (\(options.memoryAndLoopRounds) for memory, timers, wake-ups and tasks)" : ""
     let command = (["cd Benchmarks && swift run -c release bench-runner"] + options.arguments).joined(separator: " ")
     var md = """
         # Reactor benchmarks: results

@@ -77,7 +77,7 @@ struct ReactorAvailability {
     var echo = false
     var http = false
     var backends: [String] = []
-    /// Whether this package's `reactor-loop` (the timer and wake-up workloads) was built.
+    /// Whether this package's `reactor-loop` (the timer, wake-up and task workloads) was built.
     var loopProgram = false
     /// Why Reactor is missing from some figures, for RESULTS.md.
     var notes: [String] = []

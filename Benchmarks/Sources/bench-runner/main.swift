@@ -24,14 +24,14 @@ struct Options {
     var build = true
     var buildReactor = true
     var reactor = true
-    /// The two servers of a paired comparison, and its figure.
+    /// The two servers of a paired comparison, and its figure (split-64 if not given).
     var pair: (first: String, second: String)?
-    var figure = "split-64"
+    var figure: String?
     var arguments: [String] = []
 
     /// Rounds of the memory, timer, wake-up and task figures: BENCHMARKS.md's minimum of 3 rather than
-    /// `rounds`, since two more rounds of them (1.5 to 3 minutes) would take the full run past 15
-    /// minutes. The memory figure does not vary between rounds anyway.
+    /// `rounds`, since two more rounds of them would add 2 to 4 minutes to a run of about 20. The
+    /// memory figure does not vary between rounds anyway.
     var memoryAndLoopRounds: Int { min(rounds, 3) }
 
     static let usage = """
@@ -89,9 +89,13 @@ struct Options {
             default: fail("unknown option \(argument)\n\(Options.usage)")
             }
         }
+        if pair != nil, quick || smoke { fail("--pair runs alone, without --quick or --smoke\n\(Options.usage)") }
+        if pair == nil, figure != nil { fail("--figure goes with --pair\n\(Options.usage)") }
         if quick { (rounds, warmup, duration) = (1, 0.5, 1) }
         if pair != nil { rounds = 20 }
         rounds = explicitRounds ?? rounds
+        // Fewer than 6 ratios bound no 95% interval for their median.
+        if pair != nil, rounds < 6 { fail("--pair needs at least 6 rounds\n\(Options.usage)") }
         duration = explicitDuration ?? duration
         warmup = explicitWarmup ?? warmup
     }
@@ -260,7 +264,7 @@ func findReactor(options: Options, swiftBin: String) -> ReactorAvailability {
     }
     found.loopProgram = buildReactorLoop(build: options.build, swiftBin: swiftBin)
     if !found.loopProgram {
-        found.notes.append("`reactor-loop` (this package) did not build: no Reactor timer or wake-up figures.")
+        found.notes.append("`reactor-loop` (this package) did not build: no Reactor timer, wake-up or task figures.")
     }
     return found
 }
@@ -461,9 +465,10 @@ func runAll(options: Options, programs: Programs, ports: PortAllocator, results:
     eachRound("loop", results.loopPrograms, rounds: options.memoryAndLoopRounds, name: \.name, results: results) { program in
         let sample = try measureLoop(program, workload: workload)
         results.loop[program.name, default: []].append(sample)
-        return String(format: "schedule + cancel %.0f / %.0f ns, %.0f fired per CPU-s, wake p50 %.1f µs, %.0f jobs/s",
+        return String(format: "schedule + cancel %.0f / %.0f ns, %.0f fired per CPU-s, wake p50 %.1f µs, %.0f jobs/s, "
+                      + "%.0f CPU ns per task resumption",
                       sample["earliest_ns_per_pair"]!, sample["anywhere_ns_per_pair"]!, sample["fired_per_cpu_sec"]!,
-                      sample["p50_us"]!, sample["jobs_per_sec"]!)
+                      sample["p50_us"]!, sample["jobs_per_sec"]!, sample["ns_per_resume"]!)
     }
 }
 
@@ -517,7 +522,7 @@ if options.smoke {
     exit(failures.isEmpty ? 0 : 1)
 }
 if let pair = options.pair {
-    let compared = comparePair(pair.first, pair.second, figureID: options.figure, options: options,
+    let compared = comparePair(pair.first, pair.second, figureID: options.figure ?? "split-64", options: options,
                                programs: programs, ports: ports)
     exit(compared ? 0 : 1)
 }
