@@ -5,12 +5,16 @@ import CAffinity
 import Glibc
 #endif
 
+/// The time `clock` shows, in seconds.
 @inlinable
-public func monotonicSeconds() -> Double {
+func seconds(on clock: clockid_t) -> Double {
     var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
+    clock_gettime(clock, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
+
+@inlinable
+public func monotonicSeconds() -> Double { seconds(on: CLOCK_MONOTONIC) }
 
 public func monotonicNanoseconds() -> Int {
     var time = timespec()
@@ -19,18 +23,10 @@ public func monotonicNanoseconds() -> Int {
 }
 
 /// CPU seconds the calling thread has used.
-public func threadCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
+public func threadCPUSeconds() -> Double { seconds(on: CLOCK_THREAD_CPUTIME_ID) }
 
 /// CPU seconds the whole process has used, every thread's.
-public func processCPUSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
-}
+public func processCPUSeconds() -> Double { seconds(on: CLOCK_PROCESS_CPUTIME_ID) }
 
 /// Pins the calling thread to `cpu`.
 public func pinCurrentThread(to cpu: Int) {

@@ -27,9 +27,9 @@ public func taskResumeWorkload<Loop: LoopUnderTest>(_ loop: Loop, resumes: Int) 
     finished.wait()
     let cpu = processCPUSeconds() - cpuStart
     let wall = monotonicSeconds() - wallStart
-    let count = Double(2 * passes)
-    emit("task_resume resumes=\(2 * passes) ns_per_resume=\(fixed(cpu * 1e9 / count, 1)) "
-        + "resumes_per_sec=\(fixed(count / wall, 0))")
+    let resumed = 2 * passes
+    emit("task_resume resumes=\(resumed) ns_per_resume=\(fixed(cpu * 1e9 / Double(resumed), 1)) "
+        + "resumes_per_sec=\(fixed(Double(resumed) / wall, 0))")
 }
 
 /// Suspends the calling task in `mine`, after resuming the task parked in `other`, if any.

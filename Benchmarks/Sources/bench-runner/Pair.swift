@@ -15,11 +15,14 @@ func comparePair(_ first: String, _ second: String, figureID: String, options: O
         return false
     }
     let servers = programs.echoServers
-    for name in [first, second] where !servers.contains(where: { $0.name == name }) {
-        log("no echo server \"\(name)\"; the servers are \(servers.map { "\"\($0.name)\"" }.joined(separator: ", "))")
-        return false
+    var pair: [Server] = []
+    for name in [first, second] {
+        guard let server = servers.first(where: { $0.name == name }) else {
+            log("no echo server \"\(name)\"; the servers are \(servers.map { "\"\($0.name)\"" }.joined(separator: ", "))")
+            return false
+        }
+        pair.append(server)
     }
-    let a = servers.first { $0.name == first }!, b = servers.first { $0.name == second }!
     log("[pair] \(first) / \(second), \(figure.label): \(options.rounds) rounds of \(options.duration) s "
         + "after \(options.warmup) s of warm-up, the order swapped every round")
     var ratios: [Double] = []
@@ -28,7 +31,7 @@ func comparePair(_ first: String, _ second: String, figureID: String, options: O
         var perCPUSecond = [0.0, 0.0]
         do {
             for index in round % 2 == 0 ? [0, 1] : [1, 0] {
-                let running = try start([a, b][index], port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
+                let running = try start(pair[index], port: ports.fresh(), cpu: 1, logDirectory: Paths.logs)
                 defer { running.child.stop() }
                 let sample = try measureEcho(programs, server: running, connections: figure.connections,
                                              size: figure.size, warmup: options.warmup,
